@@ -1,0 +1,70 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Everything else is what they call.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO ?= healthy
+PYTEST_ARGS ?=
+
+.PHONY: help venv tools crds lint unit integration e2e test demo sandbox-up sandbox-down bench clean
+
+help:
+	@echo "make demo      run a real rollout in the local sandbox (SCENARIO=$(SCENARIO))"
+	@echo "make test      lint, type-check and run unit, integration and e2e tests against the sandbox"
+	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus into the cache"
+	@echo "make crds      regenerate crds/ from the pydantic models"
+	@echo "make bench     run the benchmarks"
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@echo "==> python: creating $(VENV) with $(PYTHON) and installing pinned dependencies"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade 'pip>=24,<26'
+	@$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+tools: venv
+	@echo "==> tools: pinned binaries (first run builds them from tools/ with Go; later runs reuse the cache)"
+	@$(BIN)/modelrollout tools
+
+crds: venv
+	@$(BIN)/modelrollout crds --output crds/
+
+lint: venv
+	@echo "==> lint: ruff and mypy --strict"
+	@$(BIN)/ruff check operator tests
+	@$(BIN)/ruff format --check operator tests
+	@$(BIN)/mypy
+
+unit: venv
+	@echo "==> unit tests (pure core, no I/O)"
+	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: tools
+	@echo "==> integration tests (real kube-apiserver, etcd, controller-manager, scheduler, kwok, Prometheus)"
+	@$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: tools
+	@echo "==> e2e tests (full sandbox: operator, fleet, traffic, Prometheus)"
+	@$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+test: lint tools
+	@echo "==> tests: unit, integration and e2e (one sandbox for the whole session)"
+	@$(BIN)/coverage run -m pytest tests $(PYTEST_ARGS)
+	@$(BIN)/coverage report --skip-empty --include='*/plan/*,*/traffic/*,*/workloads/*,*/analysis/judges*' | tail -n 1
+
+demo: tools
+	@$(BIN)/modelrollout demo --scenario examples/scenarios/$(SCENARIO).yaml
+
+sandbox-up: tools
+	@$(BIN)/modelrollout sandbox up
+
+sandbox-down: venv
+	@$(BIN)/modelrollout sandbox down
+
+bench: tools
+	@$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .sandbox .mypy_cache .ruff_cache .pytest_cache .coverage

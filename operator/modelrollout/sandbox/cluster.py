@@ -1,0 +1,350 @@
+"""The sandbox: a real Kubernetes control plane, kwok nodes and Prometheus as local processes on 127.0.0.1.
+
+`Sandbox(root).up()` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (two fake
+Ready nodes) and Prometheus, each logging to `<root>/logs/<component>.log`, and writes `<root>/kubeconfig`
+and `<root>/state.json`. `down()` (from this or any later process) stops them all.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelrollout.sandbox import tools
+from modelrollout.sandbox.processes import (
+    Process,
+    SandboxError,
+    ensure_port_free,
+    free_port,
+    http_ok,
+    start,
+    wait_ready,
+)
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
+NODE_NAMES = ("kwok-node-1", "kwok-node-2")
+# Pod IPs handed out by kwok stay on this machine: nothing dials them, and a mistake would stay local.
+POD_CIDR = "127.64.0.0/16"
+SERVICE_CIDR = "10.0.0.0/24"  # virtual only: kube-apiserver allocates ClusterIPs; nothing routes or dials them
+ISTIO_CRDS = tools.REPO_ROOT.parent / "shared" / "testdata" / "istio"
+FALLBACK_VS_CRD = "virtualservice-crd-minimal.yaml"
+
+
+@dataclass
+class SandboxState:
+    root: str
+    kubeconfig: str
+    apiserver: str
+    prometheus: str
+    token: str
+    ports: dict[str, int]
+    pids: dict[str, int]
+    binaries: dict[str, str]
+    started_at: float = field(default_factory=time.time)
+
+    def processes(self) -> list[Process]:
+        logs = Path(self.root) / "logs"
+        return [
+            Process(name=name, pid=pid, log=logs / f"{name}.log", argv0=self.binaries[name])
+            for name, pid in self.pids.items()
+        ]
+
+
+class Sandbox:
+    """Owns the processes of one sandbox rooted at a directory."""
+
+    def __init__(
+        self,
+        root: Path | str = ".sandbox",
+        ports: dict[str, int] | None = None,
+        log: Callable[[str], None] = lambda _: None,
+        start_timeout: float = 90.0,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.requested_ports = dict(ports or {})
+        self.log = log
+        self.start_timeout = start_timeout
+        self.processes: list[Process] = []
+        self.state: SandboxState | None = None
+
+    # Paths -------------------------------------------------------------------------------------------
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.root / "prometheus" / "targets"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    # Lifecycle ---------------------------------------------------------------------------------------
+    def up(self) -> SandboxState:
+        previous = load_state(self.root)
+        if previous and any(p.alive() for p in previous.processes()):
+            raise SandboxError(f"a sandbox is already running in {self.root}; run `modelrollout sandbox down` first")
+        binaries = {name: str(tools.binary(name)) for name in COMPONENTS}
+        binaries["kubectl"] = str(tools.binary("kubectl"))
+        ports = self._ports()
+        for name in ("etcd", "kube-apiserver", "prometheus"):
+            ensure_port_free(name, ports[name])
+        self._fresh_dirs()
+        token = secrets.token_hex(16)
+        self.state = SandboxState(
+            root=str(self.root),
+            kubeconfig=str(self.kubeconfig),
+            apiserver=f"https://127.0.0.1:{ports['kube-apiserver']}",
+            prometheus=f"http://127.0.0.1:{ports['prometheus']}",
+            token=token,
+            ports=ports,
+            pids={},
+            binaries=binaries,
+        )
+        try:
+            self._start_all(binaries, ports, token)
+        except BaseException:
+            self.down()
+            raise
+        return self.state
+
+    def down(self) -> None:
+        state = self.state or load_state(self.root)
+        processes = list(reversed(self.processes)) or (list(reversed(state.processes())) if state else [])
+        for process in processes:
+            process.stop()
+        self.processes = []
+        if self.state_file.exists():
+            self.state_file.unlink()
+
+    def __enter__(self) -> SandboxState:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # Internals ---------------------------------------------------------------------------------------
+    def _ports(self) -> dict[str, int]:
+        names = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
+        return {name: self.requested_ports.get(name) or free_port() for name in names}
+
+    def _fresh_dirs(self) -> None:
+        for sub in ("etcd", "pki", "prometheus", "logs"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+        for sub in ("etcd", "pki", "prometheus/data", "logs", "prometheus/targets"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def _launch(self, name: str, argv: list[str], probe: Callable[[], bool], timeout: float | None = None) -> None:
+        started = time.monotonic()
+        process = start(name, argv, self.logs / f"{name}.log")
+        self.processes.append(process)
+        assert self.state is not None
+        self.state.pids[name] = process.pid
+        self._save()
+        wait_ready(process, probe, timeout or self.start_timeout)
+        self.log(f"  {name:<24} ready on 127.0.0.1:{self.state.ports[name]} ({time.monotonic() - started:.1f}s)")
+
+    def _start_all(self, binaries: dict[str, str], ports: dict[str, int], token: str) -> None:
+        pki = self.root / "pki"
+        sa_key = pki / "service-account.key"
+        sa_key.write_bytes(_rsa_key_pem())
+        (pki / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        self._launch(
+            "etcd",
+            [binaries["etcd"], "--name=sandbox", f"--data-dir={self.root / 'etcd'}",
+             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+             f"--initial-cluster=sandbox={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
+             "--listen-metrics-urls=", "--quota-backend-bytes=4294967296"],
+            http_ok(f"{etcd_url}/health", expect='"health":"true"'),
+        )
+        apiserver = f"https://127.0.0.1:{ports['kube-apiserver']}"
+        self._launch(
+            "kube-apiserver",
+            [binaries["kube-apiserver"], f"--etcd-servers={etcd_url}", f"--cert-dir={pki}",
+             f"--secure-port={ports['kube-apiserver']}", "--bind-address=127.0.0.1",
+             "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+             f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
+             "--authorization-mode=RBAC", f"--token-auth-file={pki / 'tokens.csv'}",
+             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+             "--enable-priority-and-fairness=false", "--profiling=false", "--goaway-chance=0"],
+            http_ok(f"{apiserver}/readyz", token=token),
+        )
+        self._write_kubeconfig(apiserver, pki / "apiserver.crt", token)
+        kubeconfig = str(self.kubeconfig)
+        self._launch(
+            "kube-controller-manager",
+            [binaries["kube-controller-manager"], f"--kubeconfig={kubeconfig}",
+             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+             f"--service-account-private-key-file={sa_key}", f"--root-ca-file={pki / 'apiserver.crt'}",
+             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports['kube-controller-manager']}",
+             f"--cert-dir={pki / 'controller-manager'}", "--use-service-account-credentials=false",
+             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10", "--profiling=false"],
+            http_ok(f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz"),
+        )
+        self._launch(
+            "kube-scheduler",
+            [binaries["kube-scheduler"], f"--kubeconfig={kubeconfig}",
+             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports['kube-scheduler']}",
+             f"--cert-dir={pki / 'scheduler'}", "--profiling=false"],
+            http_ok(f"https://127.0.0.1:{ports['kube-scheduler']}/healthz"),
+        )
+        kwok_config = self.root / "pki" / "kwok.yaml"
+        kwok_config.write_text(resources.files("modelrollout.sandbox").joinpath("data/kwok.yaml").read_text())
+        self._launch(
+            "kwok",
+            [binaries["kwok"], f"--config={kwok_config}", f"--kubeconfig={kubeconfig}", "--manage-all-nodes=true",
+             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", f"--node-port={ports['kwok']}",
+             f"--server-address=127.0.0.1:{ports['kwok']}"],
+            http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
+        )
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(_nodes()))
+        self.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
+        self.log(f"  {'nodes':<24} {len(NODE_NAMES)} kwok nodes Ready")
+        self._wait_default_service_account("default")
+        self.install_virtualservice_crds()
+        self._start_prometheus(binaries["prometheus"], ports["prometheus"])
+
+    def _start_prometheus(self, binary: str, port: int) -> None:
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "scrape_configs": [
+                {
+                    "job_name": "sandbox",
+                    "file_sd_configs": [{"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}],
+                }
+            ],
+        }
+        config_file = self.root / "prometheus" / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(config))
+        self._launch(
+            "prometheus",
+            [binary, f"--config.file={config_file}", f"--web.listen-address=127.0.0.1:{port}",
+             f"--storage.tsdb.path={self.root / 'prometheus' / 'data'}", "--storage.tsdb.retention.time=1d",
+             "--web.enable-lifecycle", "--log.level=warn"],
+            http_ok(f"http://127.0.0.1:{port}/-/ready"),
+        )
+
+    def _write_kubeconfig(self, server: str, ca: Path, token: str) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+            "users": [{"name": "admin", "user": {"token": token}}],
+            "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "admin"}}],
+            "current-context": "sandbox",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+
+    def _wait_default_service_account(self, namespace: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise SandboxError("kube-controller-manager did not create the default ServiceAccount within 30s")
+
+    def _save(self) -> None:
+        assert self.state is not None
+        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+
+    # Helpers for callers ------------------------------------------------------------------------------
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise SandboxError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def install_virtualservice_crds(self) -> None:
+        """Istio's real CRDs when ../shared/testdata/istio is there, else our minimal VirtualService CRD."""
+        files: Iterable[Path]
+        if (ISTIO_CRDS / "virtualservice-crd.yaml").is_file():
+            files = [ISTIO_CRDS / "virtualservice-crd.yaml", ISTIO_CRDS / "destinationrule-crd.yaml"]
+            source = "Istio's CRDs from " + str(ISTIO_CRDS)
+        else:
+            fallback = resources.files("modelrollout.sandbox").joinpath(f"data/{FALLBACK_VS_CRD}")
+            files = [Path(str(fallback))]
+            source = "modelrollout's minimal VirtualService CRD"
+        for path in files:
+            self.kubectl("apply", "--server-side", "-f", str(path))
+        self.kubectl("wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=30s")
+        self.log(f"  {'istio CRDs':<24} {source}")
+
+    def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
+        """Adds (or replaces) a Prometheus scrape target at runtime through file-based service discovery."""
+        target = [{"targets": [address], "labels": labels or {}}]
+        staging = self.targets_dir / f".{name}.json.tmp"
+        staging.write_text(json.dumps(target))
+        staging.rename(self.targets_dir / f"{name}.json")
+
+    def remove_scrape_target(self, name: str) -> None:
+        (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
+
+def load_state(root: Path | str) -> SandboxState | None:
+    path = Path(root).resolve() / "state.json"
+    if not path.is_file():
+        return None
+    return SandboxState(**json.loads(path.read_text()))
+
+
+def status(root: Path | str) -> dict[str, str]:
+    state = load_state(root)
+    if state is None:
+        return {}
+    return {p.name: ("running" if p.alive() else "stopped") for p in state.processes()}
+
+
+def _nodes() -> list[dict[str, Any]]:
+    capacity = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                           "topology.kubernetes.io/zone": f"sandbox-{index}"},
+            },
+            "status": {"allocatable": capacity, "capacity": capacity,
+                       "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+        }
+        for index, name in enumerate(NODE_NAMES, start=1)
+    ]
+
+
+def _rsa_key_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )

@@ -1,0 +1,203 @@
+"""Pinned sandbox binaries: built from the Go modules under tools/ or unpacked from Debian, cached by version.
+
+Everything lands under ``${XDG_CACHE_HOME:-~/.cache}/modelrollout/<tool>-<version>/`` and is reused when present,
+so only the first run on a machine pays for the builds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.35.4"
+ETCD_VERSION = "v3.6.6"
+KWOK_VERSION = "v0.7.0"
+HELM_VERSION = "v3.21.4"
+PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+GO_MODULES = REPO_ROOT / "tools"
+
+
+class ToolError(RuntimeError):
+    """A pinned tool is missing or could not be built; the message says which and what to do."""
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "modelrollout"
+
+
+def _k8s_ldflags() -> str:
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    pairs = {"gitVersion": KUBERNETES_VERSION, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {pkg}.{key}={value}" for key, value in pairs.items()]
+    return " ".join(flags)
+
+
+def _go_binary_name(package: str) -> str:
+    """The file `go build -o dir/` writes for a package: its last element, skipping a major-version suffix."""
+    parts = package.rstrip("/").split("/")
+    if len(parts) > 1 and parts[-1][:1] == "v" and parts[-1][1:].isdigit():
+        return parts[-2]
+    return parts[-1]
+
+
+@dataclass(frozen=True)
+class GoTool:
+    """A set of binaries built by one pinned Go module in tools/<module>."""
+
+    name: str
+    version: str
+    module: str
+    packages: dict[str, str]  # binary name -> Go package path
+    ldflags: str = "-s -w"
+    tags: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}" / "bin"
+
+    def path(self, binary: str) -> Path:
+        return self.directory / binary
+
+    def present(self) -> bool:
+        return all(self.path(binary).is_file() for binary in self.packages)
+
+    def build(self) -> None:
+        if shutil.which("go") is None:
+            raise ToolError(f"{self.name}: the Go toolchain is not on PATH; it is needed once to build {self.version}")
+        module_dir = GO_MODULES / self.module
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=self.directory.parent))
+        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", **self.env}
+        cmd = ["go", "build", "-trimpath", "-ldflags", self.ldflags, "-o", str(staging) + "/"]
+        if self.tags:
+            cmd += ["-tags", self.tags]
+        cmd += list(self.packages.values())
+        try:
+            result = subprocess.run(cmd, cwd=module_dir, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ToolError(f"{self.name}: go build failed in {module_dir}:\n{result.stderr[-4000:]}")
+            for binary, package in self.packages.items():
+                built = staging / _go_binary_name(package)
+                if built.name != binary:
+                    built.rename(staging / binary)
+            shutil.rmtree(self.directory, ignore_errors=True)
+            staging.rename(self.directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class DebianTool:
+    """A binary unpacked (never installed) from a pinned Debian package."""
+
+    name: str
+    package: str
+    version: str
+    binaries: tuple[str, ...]
+
+    @property
+    def directory(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}" / "usr" / "bin"
+
+    def path(self, binary: str) -> Path:
+        return self.directory / binary
+
+    def present(self) -> bool:
+        return all(self.path(binary).is_file() for binary in self.binaries)
+
+    def build(self) -> None:
+        for command in ("apt-get", "dpkg-deb"):
+            if shutil.which(command) is None:
+                raise ToolError(f"{self.name}: {command} is not available; {self.package} comes from Debian's package")
+        root = self.directory.parent.parent
+        root.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{self.name}-", dir=root.parent) as tmp:
+            fetched = subprocess.run(
+                ["apt-get", "download", f"{self.package}={self.version}"], cwd=tmp, capture_output=True, text=True
+            )
+            debs = list(Path(tmp).glob("*.deb"))
+            if fetched.returncode != 0 or not debs:
+                raise ToolError(
+                    f"{self.name}: `apt-get download {self.package}={self.version}` failed "
+                    f"(run `apt-get update` first if the package lists are empty):\n{fetched.stderr[-2000:]}"
+                )
+            unpacked = Path(tmp) / "root"
+            subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(unpacked)], check=True)
+            shutil.rmtree(root, ignore_errors=True)
+            unpacked.rename(root)
+
+
+KUBERNETES = GoTool(
+    name="kubernetes",
+    version=KUBERNETES_VERSION,
+    module="k8s",
+    packages={
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    },
+    ldflags=_k8s_ldflags(),
+    tags="selinux,notest",
+)
+ETCD = GoTool(name="etcd", version=ETCD_VERSION, module="etcd", packages={"etcd": "go.etcd.io/etcd/server/v3"})
+KWOK = GoTool(name="kwok", version=KWOK_VERSION, module="kwok", packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"})
+HELM = GoTool(
+    name="helm",
+    version=HELM_VERSION,
+    module="helm",
+    packages={"helm": "helm.sh/helm/v3/cmd/helm"},
+    ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+)
+PROMETHEUS = DebianTool(
+    name="prometheus", package="prometheus", version=PROMETHEUS_DEB_VERSION, binaries=("prometheus", "promtool")
+)
+
+ALL_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)
+_BY_BINARY: dict[str, GoTool | DebianTool] = {
+    binary: tool
+    for tool in ALL_TOOLS
+    for binary in (tool.packages if isinstance(tool, GoTool) else tool.binaries)
+}
+
+
+def binary(name: str) -> Path:
+    """Path of a cached binary; a clear error (naming the binary and the fix) when it was never built."""
+    override = os.environ.get("MODELROLLOUT_" + name.upper().replace("-", "_"))
+    if override:
+        path = Path(override)
+    else:
+        try:
+            path = _BY_BINARY[name].path(name)
+        except KeyError:
+            raise ToolError(f"unknown sandbox binary {name!r}") from None
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise ToolError(f"{name}: binary missing at {path}; run `make tools` to build the pinned tools")
+    return path
+
+
+def ensure_all(log: Callable[[str], None] = print) -> None:
+    """Build or unpack every pinned tool that is not cached yet, one progress line per tool."""
+    total = time.monotonic()
+    for tool in ALL_TOOLS:
+        if tool.present():
+            log(f"  {tool.name:<11} {tool.version:<22} cached   {tool.directory}")
+            continue
+        verb = "building" if isinstance(tool, GoTool) else "unpacking"
+        log(f"  {tool.name:<11} {tool.version:<22} {verb} ...")
+        started = time.monotonic()
+        tool.build()
+        log(f"  {tool.name:<11} {tool.version:<22} ready    in {time.monotonic() - started:.0f}s")
+    log(f"  all tools ready in {time.monotonic() - total:.0f}s (cache: {cache_root()})")
