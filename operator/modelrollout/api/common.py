@@ -1,0 +1,79 @@
+"""Shared building blocks of the API models: the base model, durations, names and CEL rules.
+
+Each cross-field invariant is declared once as a `Rule`: its CEL expression goes into the CRD (admission) and
+its Python predicate runs in the pydantic model (`kubectl modelrollout lint`), with the same message, so both
+reject the same manifests with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, max_length=32, json_schema_extra={"example": "30s"}),
+]
+DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
+
+
+def seconds(duration: str) -> float:
+    """Parses a Go-style duration such as "1m30s" or "500ms" into seconds."""
+    if not re.fullmatch(DURATION_PATTERN, duration):
+        raise ValueError(f"invalid duration {duration!r}: use a number with a unit ms, s, m or h, e.g. 30s or 1m30s")
+    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION_PART.findall(duration))
+
+
+class Model(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields rejected, validated on assignment."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        use_attribute_docstrings=True,
+        validate_default=False,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it appears in Kubernetes: camelCase keys, unset optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One invariant, enforced by the API server (CEL) and by the pydantic model (predicate)."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None  # where the API server reports it, relative to the object it is declared on
+
+    def schema(self) -> dict[str, str]:
+        out = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        return out
+
+
+def rules_schema(*rules: Rule) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [r.schema() for r in rules]}
+
+
+def enforce(obj: Any, *rules: Rule) -> None:
+    """Raises ValueError with the rule's message (and field path) for the first rule the object breaks."""
+    for rule in rules:
+        if not rule.check(obj):
+            where = f"{rule.field_path.lstrip('.')}: " if rule.field_path else ""
+            raise ValueError(f"{where}{rule.message}")

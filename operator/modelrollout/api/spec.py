@@ -1,0 +1,504 @@
+"""The ModelRollout spec: what a user declares. The CRD schema is generated from these models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from modelrollout.api.common import DnsLabel, Duration, Model, Rule, enforce, rules_schema
+
+MAX_SLICES = 32
+MAX_STEPS = 20
+MAX_GUARDS = 16
+MAX_FEATURES = 256
+FeatureType = Literal["string", "int", "float", "bool", "bytes", "string[]", "int[]", "float[]"]
+BUILTIN_METRICS = (
+    "errorRate",
+    "latencyP50",
+    "latencyP90",
+    "latencyP95",
+    "latencyP99",
+    "latencyMean",
+    "predictionPSI",
+    "predictionKS",
+)
+AnalysisPhase = Literal["shadow", "canary"]
+
+
+def _unique(items: list[Any], key: str) -> bool:
+    values = [getattr(item, key) for item in items]
+    return len(values) == len(set(values))
+
+
+# Model and serving schema --------------------------------------------------------------------------------
+class Feature(Model):
+    """One input feature of the model's serving schema."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    """Feature name as it appears in requests."""
+    type: FeatureType
+    """Value type: string, int, float, bool, bytes, or a list of string, int or float (e.g. float[])."""
+    required: bool = True
+    """Whether requests must carry this feature (default true)."""
+
+
+_FEATURES_UNIQUE = Rule(
+    cel="!has(self.features) || self.features.all(f, self.features.exists_one(g, g.name == f.name))",
+    message="feature names must be unique",
+    check=lambda s: _unique(s.features, "name"),
+    field_path=".features",
+)
+
+
+class ServingSchema(Model):
+    """The request schema a model version serves; used to decide whether rolling back is safe."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_FEATURES_UNIQUE))
+
+    version: int = Field(ge=0)
+    """Schema version number (informational; compatibility is computed from the features)."""
+    features: list[Feature] = Field(default_factory=list, max_length=MAX_FEATURES)
+    """Features the version reads."""
+    extra_features: Literal["ignore", "reject"] = "ignore"
+    """What the version does with fields it does not know: ignore them, or reject the request (default ignore)."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> ServingSchema:
+        enforce(self, _FEATURES_UNIQUE)
+        return self
+
+
+class ModelRef(Model):
+    """The model and the version to roll out."""
+
+    name: DnsLabel
+    """Model name (handed to the server as MODEL_NAME and used as the `model` metric label)."""
+    version: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    """Version to serve; changing it starts a rollout from the stable version (lowercase, digits, '-' and '.')."""
+    uri: str = Field(min_length=1, max_length=1024)
+    """Where the server loads the model from (handed to the server as MODEL_URI)."""
+    serving_schema: ServingSchema | None = Field(default=None, alias="schema")
+    """Serving schema of this version, for rollback-safety checks."""
+
+
+# Readiness ------------------------------------------------------------------------------------------------
+class Readiness(Model):
+    """How the operator knows a replica has loaded its model."""
+
+    model_ready_path: str = Field(default="/ready", pattern=r"^/[^\s]*$", max_length=256)
+    """HTTP path that answers 200 only once the model is loaded and warmed up (default /ready)."""
+    port: int = Field(default=8080, ge=1, le=65535)
+    """Container port serving the model (default 8080)."""
+    load_timeout: Duration = "10m"
+    """Budget for loading the model before the pod is restarted: the startupProbe's window (default 10m)."""
+    min_ready_replicas: int = Field(default=1, ge=1)
+    """Model-ready candidate replicas required before any traffic moves to the candidate (default 1)."""
+    probe_period: Duration = "5s"
+    """How often the readiness and startup probes run (default 5s)."""
+
+
+# Traffic ---------------------------------------------------------------------------------------------------
+class IstioTraffic(Model):
+    """The Istio VirtualService the operator writes routes into."""
+
+    host: str = Field(min_length=1, max_length=253)
+    """Host clients call (the VirtualService's hosts entry), e.g. recommender.ml.svc.cluster.local."""
+    virtual_service: DnsLabel
+    """Name of the VirtualService: created and owned when absent; otherwise only modelrollout-* routes are managed."""
+    gateways: list[str] = Field(default_factory=list, max_length=16)
+    """Gateways the VirtualService binds to (empty: the mesh)."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Destination port on the per-version Services (default: readiness.port)."""
+
+
+class Traffic(Model):
+    """How traffic is shifted."""
+
+    istio: IstioTraffic
+    """Istio VirtualService routing."""
+
+
+_ONE_MATCH = Rule(
+    cel="(has(self.exact) ? 1 : 0) + (has(self.prefix) ? 1 : 0) + (has(self.regex) ? 1 : 0) == 1",
+    message="exactly one of exact, prefix or regex must be set",
+    check=lambda m: sum(v is not None for v in (m.exact, m.prefix, m.regex)) == 1,
+)
+
+
+class StringMatch(Model):
+    """A header value match: exactly one of exact, prefix or regex."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_ONE_MATCH))
+
+    exact: str | None = Field(default=None, max_length=256)
+    """Matches the whole value."""
+    prefix: str | None = Field(default=None, max_length=256)
+    """Matches a value starting with this."""
+    regex: str | None = Field(default=None, min_length=1, max_length=256)
+    """Matches an RE2 regular expression."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> StringMatch:
+        enforce(self, _ONE_MATCH)
+        return self
+
+
+_HEADER_PATTERN = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
+_LOWERCASE_HEADERS = Rule(
+    cel=f"self.headers.all(k, k.matches('{_HEADER_PATTERN}'))",
+    message="header names must be lowercase (letters, digits, '-' and '_'), as Istio compares them",
+    check=lambda m: all(re.fullmatch(_HEADER_PATTERN, k) for k in m.headers),
+    field_path=".headers",
+)
+
+
+class SliceMatch(Model):
+    """Which requests belong to a slice: all listed headers must match."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_LOWERCASE_HEADERS))
+
+    headers: dict[str, StringMatch] = Field(min_length=1, max_length=8)
+    """Header name (lowercase) to value match."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> SliceMatch:
+        enforce(self, _LOWERCASE_HEADERS)
+        return self
+
+
+_NOT_DEFAULT = Rule(
+    cel="self.name != 'default'",
+    message="'default' is the implicit slice of unmatched traffic and cannot be declared",
+    check=lambda s: s.name != "default",
+    field_path=".name",
+)
+
+
+class Slice(Model):
+    """A user segment that gets its own route, the same canary share and its own verdict."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_NOT_DEFAULT))
+
+    name: DnsLabel
+    """Slice name (a DNS label; 'default' is reserved for unmatched traffic)."""
+    match: SliceMatch
+    """Requests of this slice."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Slice:
+        enforce(self, _NOT_DEFAULT)
+        return self
+
+
+# Strategy --------------------------------------------------------------------------------------------------
+class ShadowStrategy(Model):
+    """Mirror live traffic to the candidate before any user sees it."""
+
+    mirror_percent: float = Field(default=100.0, gt=0, le=100)
+    """Share of every slice's requests mirrored to the candidate, in percent (default 100)."""
+    duration: Duration
+    """How long the candidate must pass on mirrored traffic before the canary starts."""
+
+
+class CanaryStep(Model):
+    """One canary step: every slice sends `weight` percent to the candidate for at least `pause`."""
+
+    weight: int = Field(ge=1, le=100)
+    """Candidate share of every slice, in percent."""
+    pause: Duration = "1m"
+    """How long every slice must keep passing at this weight before the next step (default 1m)."""
+
+
+_ASCENDING = Rule(
+    cel="self.steps.map(s, s.weight).isSorted() && self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))",
+    message="step weights must strictly ascend",
+    check=lambda c: all(a.weight < b.weight for a, b in zip(c.steps, c.steps[1:], strict=False)),
+    field_path=".steps",
+)
+
+
+class CanaryStrategy(Model):
+    """The stratified canary."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_ASCENDING))
+
+    steps: list[CanaryStep] = Field(min_length=1, max_length=MAX_STEPS)
+    """Steps in order, with strictly ascending weights."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> CanaryStrategy:
+        enforce(self, _ASCENDING)
+        return self
+
+
+class Promotion(Model):
+    """What happens after the last step passes."""
+
+    mode: Literal["auto", "manual"] = "auto"
+    """auto: promote at once; manual: wait for `kubectl modelrollout promote` (default auto)."""
+
+
+class Strategy(Model):
+    """Shadow, canary and promotion."""
+
+    shadow: ShadowStrategy | None = None
+    """Shadow phase (omit to skip it)."""
+    canary: CanaryStrategy
+    """Canary steps."""
+    promotion: Promotion = Field(default_factory=Promotion)
+    """Promotion mode."""
+
+
+# Analysis --------------------------------------------------------------------------------------------------
+class PrometheusSource(Model):
+    """Where metrics are read."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=512)
+    """Prometheus base URL, e.g. http://prometheus.monitoring:9090."""
+    timeout: Duration = "5s"
+    """Timeout of each query (default 5s)."""
+
+
+class MetricsSource(Model):
+    """Which metric names the built-in query templates use."""
+
+    profile: Literal["modelrollout", "istio"] = "modelrollout"
+    """modelrollout: the metrics of modelrollout.serving; istio: Istio's standard metrics with a slice tag."""
+
+
+class Thresholds(Model):
+    """Bounds a guard checks; any subset may be set."""
+
+    max: float | None = None
+    """Upper bound on the candidate's value."""
+    min: float | None = None
+    """Lower bound on the candidate's value."""
+    max_ratio_to_stable: float | None = Field(default=None, gt=0)
+    """Upper bound on candidate / stable in the same slice and window."""
+    max_delta_to_stable: float | None = Field(default=None, ge=0)
+    """Upper bound on candidate - stable in the same slice and window."""
+
+    def any_set(self) -> bool:
+        return any(v is not None for v in (self.max, self.min, self.max_ratio_to_stable, self.max_delta_to_stable))
+
+
+class SliceOverride(Thresholds):
+    """Per-slice thresholds that replace the guard's for one slice."""
+
+    min_samples: int | None = Field(default=None, ge=1)
+    """Minimum samples per version in this slice (default: the guard's or analysis.minSamples)."""
+
+
+_THRESHOLD_SET = Rule(
+    cel="has(self.max) || has(self.min) || has(self.maxRatioToStable) || has(self.maxDeltaToStable)",
+    message="a guard needs at least one threshold: max, min, maxRatioToStable or maxDeltaToStable",
+    check=lambda g: g.any_set(),
+)
+_KNOWN_METRIC = Rule(
+    cel="has(self.query) || self.metric in " + str(list(BUILTIN_METRICS)),
+    message="metric must be one of " + ", ".join(BUILTIN_METRICS) + ", or the guard must give a custom query",
+    check=lambda g: g.query is not None or g.metric in BUILTIN_METRICS,
+    field_path=".metric",
+)
+_SEQUENTIAL_ON_ERRORS = Rule(
+    cel="!has(self.test) || self.test != 'sequential' || (self.metric == 'errorRate' && !has(self.query))",
+    message="test: sequential applies to the built-in errorRate metric (it needs request and error counts)",
+    check=lambda g: g.test != "sequential" or (g.metric == "errorRate" and g.query is None),
+    field_path=".test",
+)
+
+
+class Guard(Thresholds):
+    """A check run every analysis interval on every slice: a Fail rolls back, per immediate/failureLimit."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS))
+
+    name: DnsLabel
+    """Guard name, shown in verdicts."""
+    metric: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    """Built-in metric (errorRate, latencyP50/P90/P95/P99, latencyMean, predictionPSI, predictionKS) or a name."""
+    query: str | None = Field(default=None, min_length=1, max_length=4096)
+    """Custom PromQL returning one value per (slice, version); placeholders {namespace} {model} {window} {versions}."""
+    test: Literal["threshold", "sequential"] = "threshold"
+    """threshold: compare the window's values; sequential: anytime-valid test on error counts (errorRate only)."""
+    immediate: bool = False
+    """Roll back on the first failing evaluation (default false)."""
+    failure_limit: int = Field(default=2, ge=1, le=100)
+    """Consecutive failing evaluations that roll back when not immediate (default 2)."""
+    phases: list[AnalysisPhase] = Field(default_factory=lambda: ["shadow", "canary"], min_length=1, max_length=2)
+    """Phases in which the guard is judged (default shadow and canary)."""
+    min_samples: int | None = Field(default=None, ge=1)
+    """Minimum samples per version and slice for this guard (default analysis.minSamples)."""
+    slices: dict[str, SliceOverride] = Field(default_factory=dict, max_length=MAX_SLICES + 1)
+    """Per-slice threshold overrides, keyed by slice name (or 'default')."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Guard:
+        enforce(self, _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS)
+        return self
+
+    def thresholds_for(self, slice_name: str) -> Thresholds:
+        """The thresholds that apply to one slice: the override's where it sets any, else the guard's."""
+        override = self.slices.get(slice_name)
+        if override is not None and override.any_set():
+            return Thresholds(
+                max=override.max,
+                min=override.min,
+                max_ratio_to_stable=override.max_ratio_to_stable,
+                max_delta_to_stable=override.max_delta_to_stable,
+            )
+        return Thresholds(
+            max=self.max,
+            min=self.min,
+            max_ratio_to_stable=self.max_ratio_to_stable,
+            max_delta_to_stable=self.max_delta_to_stable,
+        )
+
+
+_GUARDS_UNIQUE = Rule(
+    cel="self.guards.all(g, self.guards.exists_one(h, h.name == g.name))",
+    message="guard names must be unique",
+    check=lambda a: _unique(a.guards, "name"),
+    field_path=".guards",
+)
+
+
+class Analysis(Model):
+    """Per-slice judging of the candidate against stable."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_GUARDS_UNIQUE))
+
+    interval: Duration = "30s"
+    """How often every slice is judged (default 30s)."""
+    window: Duration | None = None
+    """Range of each query, e.g. 1m (default: twice the interval, at least 10s)."""
+    prometheus: PrometheusSource
+    """Prometheus to query."""
+    metrics: MetricsSource = Field(default_factory=MetricsSource)
+    """Query template profile."""
+    min_samples: int = Field(default=200, ge=1)
+    """Requests per slice and version needed in the window; fewer is Inconclusive (default 200)."""
+    on_inconclusive: Literal["hold", "fail"] = "hold"
+    """hold: wait for data; fail: roll back after maxInconclusive inconclusive evaluations (default hold)."""
+    max_inconclusive: int = Field(default=10, ge=1)
+    """Consecutive inconclusive evaluations tolerated when onInconclusive is fail (default 10)."""
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """False-rollback budget of sequential tests, split across slices (Bonferroni) (default 0.05)."""
+    guards: list[Guard] = Field(min_length=1, max_length=MAX_GUARDS)
+    """Guards judged on every slice."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Analysis:
+        enforce(self, _GUARDS_UNIQUE)
+        return self
+
+
+# Rollback, gates and the spec ------------------------------------------------------------------------------
+class Webhook(Model):
+    """An HTTP endpoint the operator POSTs JSON to."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=1024)
+    """Endpoint URL."""
+    timeout: Duration = "10s"
+    """Request timeout (default 10s)."""
+
+
+class Notification(Model):
+    """Where decisions are sent."""
+
+    webhook: Webhook
+    """POST every decision with its evidence here."""
+
+
+class Rollback(Model):
+    """What happens around a rollback."""
+
+    scale_down_delay: Duration = "10m"
+    """How long a rolled-back candidate stays up for inspection (default 10m)."""
+    keep_previous_warm: Duration = "15m"
+    """How long the previous stable version stays up after a promotion, for a fast undo (default 15m)."""
+    rollback_safety: Literal["block", "warn"] = "block"
+    """When stable cannot serve requests shaped for the candidate: block the rollout, or warn (default block)."""
+    notify: list[Notification] = Field(default_factory=list, max_length=8)
+    """Decision notifications."""
+
+
+class Gate(Model):
+    """A preflight check that must explicitly allow the rollout before the candidate is deployed."""
+
+    name: DnsLabel
+    """Gate name."""
+    webhook: Webhook
+    """Endpoint answering {"allowed": true|false, "reason": "..."}."""
+
+
+_SLICES_UNIQUE = Rule(
+    cel="!has(self.slices) || self.slices.all(s, self.slices.exists_one(t, t.name == s.name))",
+    message="slice names must be unique",
+    check=lambda s: _unique(s.slices, "name"),
+    field_path=".slices",
+)
+_OVERRIDES_NAME_SLICES = Rule(
+    cel=(
+        "self.analysis.guards.all(g, !has(g.slices) || g.slices.all(k, k == 'default' || "
+        "(has(self.slices) && self.slices.exists(s, s.name == k))))"
+    ),
+    message="guard slice overrides must name a declared slice or 'default'",
+    check=lambda s: all(
+        key == "default" or any(sl.name == key for sl in s.slices) for g in s.analysis.guards for key in g.slices
+    ),
+    field_path=".analysis.guards",
+)
+_GATES_UNIQUE = Rule(
+    cel="!has(self.gates) || self.gates.all(g, self.gates.exists_one(h, h.name == g.name))",
+    message="gate names must be unique",
+    check=lambda s: _unique(s.gates, "name"),
+    field_path=".gates",
+)
+_MIN_READY_FITS = Rule(
+    cel="!has(self.readiness) || !has(self.readiness.minReadyReplicas) || self.readiness.minReadyReplicas <= self.replicas",
+    message="readiness.minReadyReplicas cannot exceed replicas",
+    check=lambda s: s.readiness.min_ready_replicas <= s.replicas,
+    field_path=".readiness.minReadyReplicas",
+)
+
+
+class ModelRolloutSpec(Model):
+    """Desired state: the model version to serve and how to get there safely."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules_schema(_SLICES_UNIQUE, _OVERRIDES_NAME_SLICES, _GATES_UNIQUE, _MIN_READY_FITS)
+    )
+
+    model: ModelRef
+    """Model and version."""
+    template: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """PodTemplateSpec of the serving runtime; the operator adds labels, MODEL_* env and probes."""
+    replicas: int = Field(ge=1, le=1000)
+    """Replicas of the stable version; the candidate scales to match."""
+    readiness: Readiness = Field(default_factory=Readiness)
+    """Model-load readiness."""
+    traffic: Traffic
+    """Traffic routing."""
+    slices: list[Slice] = Field(default_factory=list, max_length=MAX_SLICES)
+    """Ordered slices; unmatched traffic is the implicit slice 'default'."""
+    strategy: Strategy
+    """Shadow, canary steps and promotion."""
+    analysis: Analysis
+    """Per-slice guards."""
+    rollback: Rollback = Field(default_factory=Rollback)
+    """Rollback policy."""
+    gates: list[Gate] = Field(default_factory=list, max_length=8)
+    """Preflight gates."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> ModelRolloutSpec:
+        enforce(self, _SLICES_UNIQUE, _OVERRIDES_NAME_SLICES, _GATES_UNIQUE, _MIN_READY_FITS)
+        return self
+
+    def slice_names(self) -> list[str]:
+        """Every slice in route order, ending with the implicit 'default'."""
+        return [s.name for s in self.slices] + ["default"]
+

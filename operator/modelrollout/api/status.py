@@ -1,0 +1,196 @@
+"""The ModelRollout status: where the rollout is, and the evidence behind every decision.
+
+The status is the operator's only memory: a restarted operator resumes from it exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from modelrollout.api.common import Model
+from modelrollout.api.spec import ServingSchema
+
+Phase = Literal[
+    "Pending", "Warming", "Shadow", "Canary", "Promoting", "Succeeded", "RolledBack", "Blocked", "Paused", "Failed"
+]
+Verdict = Literal["Pass", "Fail", "Inconclusive"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+HISTORY_LIMIT = 20
+
+
+class Samples(Model):
+    """Requests counted per version in the analysis window."""
+
+    stable: int = 0
+    """Stable version's samples."""
+    canary: int = 0
+    """Candidate version's samples."""
+
+
+class GuardVerdict(Model):
+    """One guard's verdict on one slice, with its evidence."""
+
+    name: str
+    """Guard name."""
+    metric: str
+    """Metric judged."""
+    verdict: Verdict
+    """Pass, Fail or Inconclusive."""
+    stable: float | None = None
+    """Stable's value in the window."""
+    canary: float | None = None
+    """Candidate's value in the window."""
+    threshold: float | None = None
+    """The bound the candidate's value was held to (for ratio and delta guards: already scaled by stable)."""
+    bound: str | None = None
+    """Which threshold decided: max, min, maxRatioToStable, maxDeltaToStable or sequential."""
+    samples: Samples = Field(default_factory=Samples)
+    """Samples behind the values."""
+    reason: str = ""
+    """One sentence a person can act on."""
+    consecutive_failures: int = 0
+    """Failing evaluations in a row, compared with the guard's failureLimit."""
+
+
+class SliceStatus(Model):
+    """One slice: its canary weight and its verdict."""
+
+    name: str
+    """Slice name ('default' is unmatched traffic)."""
+    canary_weight: int = 0
+    """Percent of this slice's requests sent to the candidate."""
+    verdict: Verdict | None = None
+    """Latest verdict: Fail if any guard fails, else Inconclusive if any is, else Pass."""
+    samples: Samples = Field(default_factory=Samples)
+    """Requests in the latest window."""
+    guards: list[GuardVerdict] = Field(default_factory=list)
+    """Per-guard verdicts with evidence."""
+    passing_since: datetime | None = None
+    """Start of the slice's current unbroken run of Pass verdicts."""
+
+
+class Fingerprint(Model):
+    """What makes a version reproducible."""
+
+    images: list[str] = Field(default_factory=list)
+    """Container images (with digests when the template pins them)."""
+    model_uri: str = ""
+    """Model artifact URI."""
+    environment: str | None = None
+    """The template's declared environment fingerprint (annotation modelrollout.io/environment-fingerprint)."""
+    template_hash: str = ""
+    """Hash of the rendered pod template."""
+
+
+class VersionRecord(Model):
+    """A model version the rollout has served or is trying."""
+
+    version: str
+    """Model version."""
+    uri: str = ""
+    """Model URI."""
+    serving_schema: ServingSchema | None = Field(default=None, alias="schema")
+    """Serving schema declared for the version."""
+    fingerprint: Fingerprint | None = None
+    """Reproducibility fingerprint."""
+
+
+class Condition(Model):
+    """A standard Kubernetes condition."""
+
+    type: str
+    """Condition type: Ready, Progressing, Degraded, RollbackSafe, InvalidSpec."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str
+    """CamelCase reason."""
+    message: str = ""
+    """Human-readable detail."""
+    last_transition_time: datetime
+    """When status last changed."""
+    observed_generation: int | None = None
+    """Generation of the spec the condition was computed from."""
+
+
+class Decision(Model):
+    """One entry of the bounded decision history."""
+
+    time: datetime
+    """When it was decided."""
+    phase: str
+    """Phase entered (or kept)."""
+    reason: str
+    """Machine-readable reason, e.g. StepAdvanced, GuardFailed, Promoted."""
+    message: str
+    """What happened and why."""
+    step: int | None = None
+    """Canary step (1-based) at the time."""
+    weight: int | None = None
+    """Canary weight at the time."""
+    evidence: list[GuardVerdict] = Field(default_factory=list)
+    """Guard verdicts behind the decision (failing ones for a rollback)."""
+
+
+class Acknowledged(Model):
+    """Manual commands already acted on, so a command annotation acts once."""
+
+    promote: str | None = None
+    """Last promote command id handled."""
+    abort: str | None = None
+    """Last abort command id handled."""
+
+
+class ModelRolloutStatus(Model):
+    """Observed state of a ModelRollout."""
+
+    observed_generation: int | None = None
+    """Spec generation the status reflects."""
+    phase: Phase | None = None
+    """Pending, Warming, Shadow, Canary, Promoting, Succeeded, RolledBack, Blocked, Paused or Failed."""
+    paused_phase: Phase | None = None
+    """The phase a paused rollout resumes into."""
+    stable_version: str | None = None
+    """Version serving users."""
+    candidate_version: str | None = None
+    """Version being rolled out."""
+    previous_version: str | None = None
+    """Stable version before the last promotion (kept warm for undo)."""
+    stable: VersionRecord | None = None
+    """The stable version's record."""
+    candidate: VersionRecord | None = None
+    """The candidate version's record."""
+    previous: VersionRecord | None = None
+    """The previous stable version's record."""
+    step: int = 0
+    """Current canary step, 1-based (0 before the canary)."""
+    canary_weight: int = 0
+    """Candidate share of every slice, in percent, as last written to the routes."""
+    mirror_percent: float = 0.0
+    """Share mirrored to the candidate, in percent, as last written to the routes."""
+    failing_slices: int = 0
+    """Slices whose latest verdict is Fail."""
+    phase_since: datetime | None = None
+    """When the current phase began."""
+    step_since: datetime | None = None
+    """When the current step (or shadow) began."""
+    last_analysis: datetime | None = None
+    """When slices were last judged."""
+    inconclusive_count: int = 0
+    """Consecutive evaluations with an Inconclusive slice."""
+    slices: list[SliceStatus] = Field(default_factory=list)
+    """Per-slice weights and verdicts."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, Progressing, Degraded, RollbackSafe, InvalidSpec."""
+    message: str = ""
+    """The latest decision in one sentence."""
+    history: list[Decision] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """Recent decisions with evidence, newest last."""
+    acknowledged: Acknowledged = Field(default_factory=Acknowledged)
+    """Manual commands already handled."""
+    previous_warm_until: datetime | None = None
+    """When the previous version is scaled down."""
+    candidate_scale_down_at: datetime | None = None
+    """When a rolled-back candidate is scaled down."""

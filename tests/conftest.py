@@ -1,0 +1,125 @@
+"""Shared fixtures: one sandbox per test session, a fresh namespace per test, async Kubernetes clients.
+
+Integration tests run against the local sandbox, or against any cluster named by MODELROLLOUT_TEST_KUBECONFIG
+(for example a kind cluster where Docker exists); then Prometheus-backed tests need MODELROLLOUT_TEST_PROMETHEUS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes.aio import client, config
+
+from modelrollout.sandbox import tools
+from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+CRD_FILE = REPO / "crds" / "modelrollout.yaml"
+
+
+@dataclass
+class Cluster:
+    """What a test needs to reach the cluster under test."""
+
+    kubeconfig: Path
+    prometheus: str | None
+    sandbox: Sandbox | None
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def require_sandbox(self) -> Sandbox:
+        if self.sandbox is None:
+            raise AssertionError("this test drives local processes and needs the sandbox, not an external cluster")
+        return self.sandbox
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    external = os.environ.get("MODELROLLOUT_TEST_KUBECONFIG")
+    if external:
+        found = Cluster(Path(external), os.environ.get("MODELROLLOUT_TEST_PROMETHEUS"), None)
+        if ISTIO_CRDS.is_dir():
+            for name in ("virtualservice-crd.yaml", "destinationrule-crd.yaml"):
+                found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ISTIO_CRDS / name))
+        found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+        yield found
+        return
+    sandbox = Sandbox(REPO / ".sandbox" / "pytest")
+    state = sandbox.up()
+    try:
+        found = Cluster(Path(state.kubeconfig), state.prometheus, sandbox)
+        found.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
+        found.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=30s")
+        yield found
+    finally:
+        sandbox.down()
+
+
+@pytest.fixture
+def prometheus_url(cluster: Cluster) -> str:
+    if cluster.prometheus is None:
+        raise AssertionError("no Prometheus: set MODELROLLOUT_TEST_PROMETHEUS with MODELROLLOUT_TEST_KUBECONFIG")
+    return cluster.prometheus
+
+
+@pytest.fixture(scope="session")
+async def api_client(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        yield api
+
+
+@dataclass
+class Kube:
+    """An async client bound to the test's namespace."""
+
+    api: client.ApiClient
+    namespace: str
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+
+@pytest.fixture
+async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
+    name = f"t-{secrets.token_hex(4)}"
+    core = client.CoreV1Api(api_client)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    for _ in range(150):  # pods are refused until the controller-manager creates the default ServiceAccount
+        accounts = await core.list_namespaced_service_account(name)
+        if any(a.metadata.name == "default" for a in accounts.items):
+            break
+        await asyncio.sleep(0.1)
+    yield name
+    await core.delete_namespace(name)
+
+
+@pytest.fixture
+async def kube(api_client: client.ApiClient, namespace: str) -> Kube:
+    return Kube(api_client, namespace)
