@@ -48,15 +48,15 @@ class SandboxState:
     prometheus: str
     token: str
     ports: dict[str, int]
-    pids: dict[str, int]
+    pids: dict[str, list[int]]  # component -> [pid, start time in clock ticks]
     binaries: dict[str, str]
     started_at: float = field(default_factory=time.time)
 
     def processes(self) -> list[Process]:
         logs = Path(self.root) / "logs"
         return [
-            Process(name=name, pid=pid, log=logs / f"{name}.log", argv0=self.binaries[name])
-            for name, pid in self.pids.items()
+            Process(name=name, pid=pid, log=logs / f"{name}.log", started=started)
+            for name, (pid, started) in self.pids.items()
         ]
 
 
@@ -154,7 +154,7 @@ class Sandbox:
         process = start(name, argv, self.logs / f"{name}.log")
         self.processes.append(process)
         assert self.state is not None
-        self.state.pids[name] = process.pid
+        self.state.pids[name] = [process.pid, process.started]
         self._save()
         wait_ready(process, probe, timeout or self.start_timeout)
         self.log(f"  {name:<24} ready on 127.0.0.1:{self.state.ports[name]} ({time.monotonic() - started:.1f}s)")

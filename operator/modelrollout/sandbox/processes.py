@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,14 +16,36 @@ from pathlib import Path
 import httpx
 
 
+_rng = random.SystemRandom()
+
+
 class SandboxError(RuntimeError):
     """A sandbox component failed; the message names the component and the cause."""
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port on 127.0.0.1 below the ephemeral range.
+
+    Ports the kernel hands to outgoing connections come from the ephemeral range; choosing below it keeps a
+    port picked now from being taken by some client's connection before the server binds it.
+    """
+    high = _ephemeral_low()
+    for _ in range(200):
+        port = _rng.randrange(max(1024, high - 12000), high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SandboxError("no free port found on 127.0.0.1 below the ephemeral range")
 
 
 def ensure_port_free(component: str, port: int) -> None:
@@ -63,18 +86,12 @@ class Process:
     name: str
     pid: int
     log: Path
-    argv0: str
+    started: int  # start time of the process in clock ticks since boot (/proc/<pid>/stat field 22)
 
     def alive(self) -> bool:
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            return False
-        # A recycled pid belongs to someone else: only ours if it still runs our binary.
-        if not cmdline.split(b"\0", 1)[0].endswith(os.fsencode(Path(self.argv0).name)):
-            return False
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        fields = _stat_fields(self.pid)
+        # A recycled pid belongs to someone else: the start time tells (cmdline can be empty mid-exec).
+        return fields is not None and fields[0] != "Z" and int(fields[19]) == self.started
 
     def stop(self, grace: float = 10.0) -> None:
         if not self.alive():
@@ -92,9 +109,17 @@ class Process:
             os.killpg(self.pid, signal.SIGKILL)
         self._reap()
 
-    def _reap(self) -> None:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(self.pid, os.WNOHANG)
+    def _reap(self) -> str | None:
+        """Collects our exited child, if it is one; returns how it ended."""
+        try:
+            pid, code = os.waitpid(self.pid, os.WNOHANG)
+        except (ChildProcessError, OSError):
+            return None
+        if pid == 0:
+            return None
+        if os.WIFSIGNALED(code):
+            return f"killed by signal {os.WTERMSIG(code)}"
+        return f"exit code {os.waitstatus_to_exitcode(code)}"
 
 
 def start(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Process:
@@ -111,16 +136,29 @@ def start(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None 
             )
         except OSError as error:
             raise SandboxError(f"{name}: cannot start {argv[0]}: {error.strerror}") from None
+    fields = _stat_fields(popen.pid)
     # Popen objects would warn when collected while the child still runs; we track the pid ourselves.
     popen.returncode = 0
-    return Process(name=name, pid=popen.pid, log=log, argv0=str(argv[0]))
+    return Process(name=name, pid=popen.pid, log=log, started=int(fields[19]) if fields else -1)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name, starting with the state."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return stat.rsplit(")", 1)[1].split()
 
 
 def wait_ready(process: Process, probe: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not process.alive():
-            raise SandboxError(f"{process.name} exited during start-up; last lines of {process.log}:\n{tail(process.log)}")
+            ended = process._reap() or "exited"
+            raise SandboxError(
+                f"{process.name} exited during start-up ({ended}); last lines of {process.log}:\n{tail(process.log)}"
+            )
         if probe():
             return
         time.sleep(0.2)
