@@ -32,7 +32,9 @@ class Cluster:
     prometheus: str | None
     sandbox: Sandbox | None
 
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
@@ -45,7 +47,9 @@ class Cluster:
 
     def require_sandbox(self) -> Sandbox:
         if self.sandbox is None:
-            raise AssertionError("this test drives local processes and needs the sandbox, not an external cluster")
+            raise AssertionError(
+                "this test drives local processes and needs the sandbox, not an external cluster"
+            )
         return self.sandbox
 
 
@@ -65,7 +69,9 @@ def cluster() -> Iterator[Cluster]:
     try:
         found = Cluster(Path(state.kubeconfig), state.prometheus, sandbox)
         found.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        found.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=30s")
+        found.kubectl(
+            "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=30s"
+        )
         yield found
     finally:
         sandbox.down()
@@ -74,7 +80,9 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def prometheus_url(cluster: Cluster) -> str:
     if cluster.prometheus is None:
-        raise AssertionError("no Prometheus: set MODELROLLOUT_TEST_PROMETHEUS with MODELROLLOUT_TEST_KUBECONFIG")
+        raise AssertionError(
+            "no Prometheus: set MODELROLLOUT_TEST_PROMETHEUS with MODELROLLOUT_TEST_KUBECONFIG"
+        )
     return cluster.prometheus
 
 

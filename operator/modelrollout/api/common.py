@@ -30,7 +30,9 @@ DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_len
 def seconds(duration: str) -> float:
     """Parses a Go-style duration such as "1m30s" or "500ms" into seconds."""
     if not re.fullmatch(DURATION_PATTERN, duration):
-        raise ValueError(f"invalid duration {duration!r}: use a number with a unit ms, s, m or h, e.g. 30s or 1m30s")
+        raise ValueError(
+            f"invalid duration {duration!r}: use a number with a unit ms, s, m or h, e.g. 30s or 1m30s"
+        )
     return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION_PART.findall(duration))
 
 

@@ -146,5 +146,7 @@ def crd() -> dict[str, Any]:
 
 
 def render() -> str:
-    header = "# Generated from the pydantic models in operator/modelrollout/api by `make crds`. Do not edit.\n"
+    header = (
+        "# Generated from the pydantic models in operator/modelrollout/api by `make crds`. Do not edit.\n"
+    )
     return header + yaml.safe_dump(crd(), sort_keys=False, width=120)

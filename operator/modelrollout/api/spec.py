@@ -27,6 +27,10 @@ BUILTIN_METRICS = (
 AnalysisPhase = Literal["shadow", "canary"]
 
 
+def _all_phases() -> list[AnalysisPhase]:
+    return ["shadow", "canary"]
+
+
 def _unique(items: list[Any], key: str) -> bool:
     values = [getattr(item, key) for item in items]
     return len(values) == len(set(values))
@@ -281,7 +285,9 @@ class Thresholds(Model):
     """Upper bound on candidate - stable in the same slice and window."""
 
     def any_set(self) -> bool:
-        return any(v is not None for v in (self.max, self.min, self.max_ratio_to_stable, self.max_delta_to_stable))
+        return any(
+            v is not None for v in (self.max, self.min, self.max_ratio_to_stable, self.max_delta_to_stable)
+        )
 
 
 class SliceOverride(Thresholds):
@@ -313,7 +319,9 @@ _SEQUENTIAL_ON_ERRORS = Rule(
 class Guard(Thresholds):
     """A check run every analysis interval on every slice: a Fail rolls back, per immediate/failureLimit."""
 
-    model_config = ConfigDict(json_schema_extra=rules_schema(_THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS))
+    model_config = ConfigDict(
+        json_schema_extra=rules_schema(_THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS)
+    )
 
     name: DnsLabel
     """Guard name, shown in verdicts."""
@@ -327,7 +335,9 @@ class Guard(Thresholds):
     """Roll back on the first failing evaluation (default false)."""
     failure_limit: int = Field(default=2, ge=1, le=100)
     """Consecutive failing evaluations that roll back when not immediate (default 2)."""
-    phases: list[AnalysisPhase] = Field(default_factory=lambda: ["shadow", "canary"], min_length=1, max_length=2)
+    phases: list[AnalysisPhase] = Field(
+        default_factory=lambda: ["shadow", "canary"], min_length=1, max_length=2
+    )
     """Phases in which the guard is judged (default shadow and canary)."""
     min_samples: int | None = Field(default=None, ge=1)
     """Minimum samples per version and slice for this guard (default analysis.minSamples)."""
@@ -447,7 +457,9 @@ _OVERRIDES_NAME_SLICES = Rule(
     ),
     message="guard slice overrides must name a declared slice or 'default'",
     check=lambda s: all(
-        key == "default" or any(sl.name == key for sl in s.slices) for g in s.analysis.guards for key in g.slices
+        key == "default" or any(sl.name == key for sl in s.slices)
+        for g in s.analysis.guards
+        for key in g.slices
     ),
     field_path=".analysis.guards",
 )
@@ -501,4 +513,3 @@ class ModelRolloutSpec(Model):
     def slice_names(self) -> list[str]:
         """Every slice in route order, ending with the implicit 'default'."""
         return [s.name for s in self.slices] + ["default"]
-

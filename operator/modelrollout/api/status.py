@@ -14,7 +14,16 @@ from modelrollout.api.common import Model
 from modelrollout.api.spec import ServingSchema
 
 Phase = Literal[
-    "Pending", "Warming", "Shadow", "Canary", "Promoting", "Succeeded", "RolledBack", "Blocked", "Paused", "Failed"
+    "Pending",
+    "Warming",
+    "Shadow",
+    "Canary",
+    "Promoting",
+    "Succeeded",
+    "RolledBack",
+    "Blocked",
+    "Paused",
+    "Failed",
 ]
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 ConditionStatus = Literal["True", "False", "Unknown"]

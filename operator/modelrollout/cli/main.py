@@ -33,8 +33,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         if not states:
             console.print(f"no sandbox in {args.dir}")
             return 1
-        for name, state in states.items():
-            console.print(f"  {name:<24} {state}")
+        for name, running in states.items():
+            console.print(f"  {name:<24} {running}")
         return 0 if all(s == "running" for s in states.values()) else 1
     sandbox = Sandbox(args.dir, log=console.print)
     if args.action == "down":
@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tools", help="build or unpack the pinned sandbox binaries into the cache").set_defaults(
         func=_tools
     )
-    sandbox = sub.add_parser("sandbox", help="the local Kubernetes control plane with kwok nodes and Prometheus")
+    sandbox = sub.add_parser(
+        "sandbox", help="the local Kubernetes control plane with kwok nodes and Prometheus"
+    )
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--dir", default=".sandbox", help="where state, logs and the kubeconfig live")
     sandbox.set_defaults(func=_sandbox)

@@ -35,7 +35,9 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 NODE_NAMES = ("kwok-node-1", "kwok-node-2")
 # Pod IPs handed out by kwok stay on this machine: nothing dials them, and a mistake would stay local.
 POD_CIDR = "127.64.0.0/16"
-SERVICE_CIDR = "10.0.0.0/24"  # virtual only: kube-apiserver allocates ClusterIPs; nothing routes or dials them
+SERVICE_CIDR = (
+    "10.0.0.0/24"  # virtual only: kube-apiserver allocates ClusterIPs; nothing routes or dials them
+)
 ISTIO_CRDS = tools.REPO_ROOT.parent / "shared" / "testdata" / "istio"
 FALLBACK_VS_CRD = "virtualservice-crd-minimal.yaml"
 
@@ -98,7 +100,9 @@ class Sandbox:
     def up(self) -> SandboxState:
         previous = load_state(self.root)
         if previous and any(p.alive() for p in previous.processes()):
-            raise SandboxError(f"a sandbox is already running in {self.root}; run `modelrollout sandbox down` first")
+            raise SandboxError(
+                f"a sandbox is already running in {self.root}; run `modelrollout sandbox down` first"
+            )
         binaries = {name: str(tools.binary(name)) for name in COMPONENTS}
         binaries["kubectl"] = str(tools.binary("kubectl"))
         ports = self._ports()
@@ -140,7 +144,15 @@ class Sandbox:
 
     # Internals ---------------------------------------------------------------------------------------
     def _ports(self) -> dict[str, int]:
-        names = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
+        names = (
+            "etcd",
+            "etcd-peer",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok",
+            "prometheus",
+        )
         return {name: self.requested_ports.get(name) or free_port() for name in names}
 
     def _fresh_dirs(self) -> None:
@@ -149,7 +161,9 @@ class Sandbox:
         for sub in ("etcd", "pki", "prometheus/data", "logs", "prometheus/targets"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
-    def _launch(self, name: str, argv: list[str], probe: Callable[[], bool], timeout: float | None = None) -> None:
+    def _launch(
+        self, name: str, argv: list[str], probe: Callable[[], bool], timeout: float | None = None
+    ) -> None:
         started = time.monotonic()
         process = start(name, argv, self.logs / f"{name}.log")
         self.processes.append(process)
@@ -157,7 +171,9 @@ class Sandbox:
         self.state.pids[name] = [process.pid, process.started]
         self._save()
         wait_ready(process, probe, timeout or self.start_timeout)
-        self.log(f"  {name:<24} ready on 127.0.0.1:{self.state.ports[name]} ({time.monotonic() - started:.1f}s)")
+        self.log(
+            f"  {name:<24} ready on 127.0.0.1:{self.state.ports[name]} ({time.monotonic() - started:.1f}s)"
+        )
 
     def _start_all(self, binaries: dict[str, str], ports: dict[str, int], token: str) -> None:
         pki = self.root / "pki"
@@ -168,54 +184,98 @@ class Sandbox:
         peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
         self._launch(
             "etcd",
-            [binaries["etcd"], "--name=sandbox", f"--data-dir={self.root / 'etcd'}",
-             f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-             f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-             f"--initial-cluster=sandbox={peer_url}", "--unsafe-no-fsync", "--log-level=warn",
-             "--listen-metrics-urls=", "--quota-backend-bytes=4294967296"],
+            [
+                binaries["etcd"],
+                "--name=sandbox",
+                f"--data-dir={self.root / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=sandbox={peer_url}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+                "--listen-metrics-urls=",
+                "--quota-backend-bytes=4294967296",
+            ],
             http_ok(f"{etcd_url}/health", expect='"health":"true"'),
         )
         apiserver = f"https://127.0.0.1:{ports['kube-apiserver']}"
         self._launch(
             "kube-apiserver",
-            [binaries["kube-apiserver"], f"--etcd-servers={etcd_url}", f"--cert-dir={pki}",
-             f"--secure-port={ports['kube-apiserver']}", "--bind-address=127.0.0.1",
-             "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-             f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-             "--authorization-mode=RBAC", f"--token-auth-file={pki / 'tokens.csv'}",
-             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
-             "--enable-priority-and-fairness=false", "--profiling=false", "--goaway-chance=0"],
+            [
+                binaries["kube-apiserver"],
+                f"--etcd-servers={etcd_url}",
+                f"--cert-dir={pki}",
+                f"--secure-port={ports['kube-apiserver']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--authorization-mode=RBAC",
+                f"--token-auth-file={pki / 'tokens.csv'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--goaway-chance=0",
+            ],
             http_ok(f"{apiserver}/readyz", token=token),
         )
         self._write_kubeconfig(apiserver, pki / "apiserver.crt", token)
         kubeconfig = str(self.kubeconfig)
         self._launch(
             "kube-controller-manager",
-            [binaries["kube-controller-manager"], f"--kubeconfig={kubeconfig}",
-             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-             f"--service-account-private-key-file={sa_key}", f"--root-ca-file={pki / 'apiserver.crt'}",
-             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports['kube-controller-manager']}",
-             f"--cert-dir={pki / 'controller-manager'}", "--use-service-account-credentials=false",
-             "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
-             "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10", "--profiling=false"],
+            [
+                binaries["kube-controller-manager"],
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={pki / 'apiserver.crt'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kube-controller-manager']}",
+                f"--cert-dir={pki / 'controller-manager'}",
+                "--use-service-account-credentials=false",
+                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--profiling=false",
+            ],
             http_ok(f"https://127.0.0.1:{ports['kube-controller-manager']}/healthz"),
         )
         self._launch(
             "kube-scheduler",
-            [binaries["kube-scheduler"], f"--kubeconfig={kubeconfig}",
-             f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={ports['kube-scheduler']}",
-             f"--cert-dir={pki / 'scheduler'}", "--profiling=false"],
+            [
+                binaries["kube-scheduler"],
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kube-scheduler']}",
+                f"--cert-dir={pki / 'scheduler'}",
+                "--profiling=false",
+            ],
             http_ok(f"https://127.0.0.1:{ports['kube-scheduler']}/healthz"),
         )
         kwok_config = self.root / "pki" / "kwok.yaml"
         kwok_config.write_text(resources.files("modelrollout.sandbox").joinpath("data/kwok.yaml").read_text())
         self._launch(
             "kwok",
-            [binaries["kwok"], f"--config={kwok_config}", f"--kubeconfig={kubeconfig}", "--manage-all-nodes=true",
-             f"--cidr={POD_CIDR}", "--node-ip=127.0.0.1", f"--node-port={ports['kwok']}",
-             f"--server-address=127.0.0.1:{ports['kwok']}"],
+            [
+                binaries["kwok"],
+                f"--config={kwok_config}",
+                f"--kubeconfig={kubeconfig}",
+                "--manage-all-nodes=true",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=127.0.0.1",
+                f"--node-port={ports['kwok']}",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ],
             http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
         )
         self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(_nodes()))
@@ -231,7 +291,9 @@ class Sandbox:
             "scrape_configs": [
                 {
                     "job_name": "sandbox",
-                    "file_sd_configs": [{"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}],
+                    "file_sd_configs": [
+                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
+                    ],
                 }
             ],
         }
@@ -239,9 +301,15 @@ class Sandbox:
         config_file.write_text(yaml.safe_dump(config))
         self._launch(
             "prometheus",
-            [binary, f"--config.file={config_file}", f"--web.listen-address=127.0.0.1:{port}",
-             f"--storage.tsdb.path={self.root / 'prometheus' / 'data'}", "--storage.tsdb.retention.time=1d",
-             "--web.enable-lifecycle", "--log.level=warn"],
+            [
+                binary,
+                f"--config.file={config_file}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                f"--storage.tsdb.path={self.root / 'prometheus' / 'data'}",
+                "--storage.tsdb.retention.time=1d",
+                "--web.enable-lifecycle",
+                "--log.level=warn",
+            ],
             http_ok(f"http://127.0.0.1:{port}/-/ready"),
         )
 
@@ -249,7 +317,9 @@ class Sandbox:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+            "clusters": [
+                {"name": "sandbox", "cluster": {"server": server, "certificate-authority": str(ca)}}
+            ],
             "users": [{"name": "admin", "user": {"token": token}}],
             "contexts": [{"name": "sandbox", "context": {"cluster": "sandbox", "user": "admin"}}],
             "current-context": "sandbox",
@@ -270,7 +340,9 @@ class Sandbox:
         self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
 
     # Helpers for callers ------------------------------------------------------------------------------
-    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
@@ -293,7 +365,9 @@ class Sandbox:
             source = "modelrollout's minimal VirtualService CRD"
         for path in files:
             self.kubectl("apply", "--server-side", "-f", str(path))
-        self.kubectl("wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=30s")
+        self.kubectl(
+            "wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=30s"
+        )
         self.log(f"  {'istio CRDs':<24} {source}")
 
     def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
@@ -330,11 +404,18 @@ def _nodes() -> list[dict[str, Any]]:
             "metadata": {
                 "name": name,
                 "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                           "topology.kubernetes.io/zone": f"sandbox-{index}"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "topology.kubernetes.io/zone": f"sandbox-{index}",
+                },
             },
-            "status": {"allocatable": capacity, "capacity": capacity,
-                       "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]},
+            "status": {
+                "allocatable": capacity,
+                "capacity": capacity,
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            },
         }
         for index, name in enumerate(NODE_NAMES, start=1)
     ]
@@ -346,5 +427,7 @@ def _rsa_key_pem() -> bytes:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-
 _rng = random.SystemRandom()
 
 
@@ -53,7 +52,9 @@ def ensure_port_free(component: str, port: int) -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as error:
-            raise SandboxError(f"{component}: port 127.0.0.1:{port} is already in use ({error.strerror})") from None
+            raise SandboxError(
+                f"{component}: port 127.0.0.1:{port} is already in use ({error.strerror})"
+            ) from None
 
 
 def tail(path: Path, lines: int = 25) -> str:

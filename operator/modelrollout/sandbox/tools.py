@@ -75,11 +75,19 @@ class GoTool:
 
     def build(self) -> None:
         if shutil.which("go") is None:
-            raise ToolError(f"{self.name}: the Go toolchain is not on PATH; it is needed once to build {self.version}")
+            raise ToolError(
+                f"{self.name}: the Go toolchain is not on PATH; it is needed once to build {self.version}"
+            )
         module_dir = GO_MODULES / self.module
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=self.directory.parent))
-        env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOFLAGS": "-buildvcs=false", **self.env}
+        env = {
+            **os.environ,
+            "CGO_ENABLED": "0",
+            "GOTOOLCHAIN": "local",
+            "GOFLAGS": "-buildvcs=false",
+            **self.env,
+        }
         cmd = ["go", "build", "-trimpath", "-ldflags", self.ldflags, "-o", str(staging) + "/"]
         if self.tags:
             cmd += ["-tags", self.tags]
@@ -120,12 +128,17 @@ class DebianTool:
     def build(self) -> None:
         for command in ("apt-get", "dpkg-deb"):
             if shutil.which(command) is None:
-                raise ToolError(f"{self.name}: {command} is not available; {self.package} comes from Debian's package")
+                raise ToolError(
+                    f"{self.name}: {command} is not available; {self.package} comes from Debian's package"
+                )
         root = self.directory.parent.parent
         root.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f".{self.name}-", dir=root.parent) as tmp:
             fetched = subprocess.run(
-                ["apt-get", "download", f"{self.package}={self.version}"], cwd=tmp, capture_output=True, text=True
+                ["apt-get", "download", f"{self.package}={self.version}"],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
             )
             debs = list(Path(tmp).glob("*.deb"))
             if fetched.returncode != 0 or not debs:
@@ -152,8 +165,12 @@ KUBERNETES = GoTool(
     ldflags=_k8s_ldflags(),
     tags="selinux,notest",
 )
-ETCD = GoTool(name="etcd", version=ETCD_VERSION, module="etcd", packages={"etcd": "go.etcd.io/etcd/server/v3"})
-KWOK = GoTool(name="kwok", version=KWOK_VERSION, module="kwok", packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"})
+ETCD = GoTool(
+    name="etcd", version=ETCD_VERSION, module="etcd", packages={"etcd": "go.etcd.io/etcd/server/v3"}
+)
+KWOK = GoTool(
+    name="kwok", version=KWOK_VERSION, module="kwok", packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"}
+)
 HELM = GoTool(
     name="helm",
     version=HELM_VERSION,
@@ -162,7 +179,10 @@ HELM = GoTool(
     ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
 )
 PROMETHEUS = DebianTool(
-    name="prometheus", package="prometheus", version=PROMETHEUS_DEB_VERSION, binaries=("prometheus", "promtool")
+    name="prometheus",
+    package="prometheus",
+    version=PROMETHEUS_DEB_VERSION,
+    binaries=("prometheus", "promtool"),
 )
 
 ALL_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)

@@ -41,7 +41,10 @@ async def test_pods_turn_ready_only_after_their_simulated_load_delay(kube: Kube)
             "replicas": 3,
             "selector": {"matchLabels": {"app": "slow-model"}},
             "template": {
-                "metadata": {"labels": {"app": "slow-model"}, "annotations": {"sandbox.modelrollout.io/load-delay": "3s"}},
+                "metadata": {
+                    "labels": {"app": "slow-model"},
+                    "annotations": {"sandbox.modelrollout.io/load-delay": "3s"},
+                },
                 "spec": {"containers": [{"name": "server", "image": "example.invalid/model-server:1"}]},
             },
         },
@@ -67,10 +70,14 @@ async def test_pods_turn_ready_only_after_their_simulated_load_delay(kube: Kube)
     assert set(nodes.values()) <= set(NODE_NAMES), nodes
     for name, ready in ready_at.items():
         loaded_for = ready - running_at[name]
-        assert loaded_for >= 2.9, f"{name} was Ready {loaded_for:.2f}s after it started, before its 3s load delay"
+        assert loaded_for >= 2.9, (
+            f"{name} was Ready {loaded_for:.2f}s after it started, before its 3s load delay"
+        )
         assert loaded_for <= 10, f"{name} took {loaded_for:.2f}s to become Ready after a 3s load delay"
     for _ in range(100):
-        status = (await kube.apps.read_namespaced_deployment(name="slow-model", namespace=kube.namespace)).status
+        status = (
+            await kube.apps.read_namespaced_deployment(name="slow-model", namespace=kube.namespace)
+        ).status
         if status.ready_replicas == 3:
             break
         await asyncio.sleep(0.1)
@@ -123,7 +130,7 @@ async def test_istio_schema_accepts_valid_and_rejects_invalid_virtual_services(k
 
 class _Metrics(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = b"# TYPE sandbox_probe_total counter\nsandbox_probe_total{source=\"runtime\"} 7\n"
+        body = b'# TYPE sandbox_probe_total counter\nsandbox_probe_total{source="runtime"} 7\n'
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.end_headers()

@@ -1,0 +1,179 @@
+"""A tiny pure world for driving the planner tick by tick: workloads load, verdicts are scripted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from modelrollout.analysis.model import AnalysisResult, SliceVerdict
+from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.api.status import GuardVerdict, ModelRolloutStatus, Samples, Verdict
+from modelrollout.plan.machine import needs, plan
+from modelrollout.plan.model import (
+    Action,
+    Commands,
+    EnsureWorkload,
+    GateResult,
+    Observations,
+    RemoveWorkload,
+    SetRoutes,
+    WorkloadState,
+)
+
+T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
+
+
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "model": {"name": "recommender", "version": "v1", "uri": "s3://models/recommender/v1"},
+        "template": {"spec": {"containers": [{"name": "server", "image": "example.invalid/server:1"}]}},
+        "replicas": 4,
+        "readiness": {"minReadyReplicas": 2, "loadTimeout": "60s"},
+        "traffic": {"istio": {"host": "recommender.ml.svc.cluster.local", "virtualService": "recommender"}},
+        "slices": [
+            {"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}},
+            {"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}},
+        ],
+        "strategy": {
+            "shadow": {"mirrorPercent": 100, "duration": "10s"},
+            "canary": {"steps": [{"weight": 10, "pause": "10s"}, {"weight": 50, "pause": "10s"}]},
+        },
+        "analysis": {
+            "interval": "5s",
+            "prometheus": {"url": "http://127.0.0.1:9090"},
+            "guards": [
+                {"name": "error-rate", "metric": "errorRate", "max": 0.05, "immediate": True},
+                {"name": "error-ratio", "metric": "errorRate", "maxRatioToStable": 1.5, "failureLimit": 2},
+            ],
+        },
+    }
+    for key, value in overrides.items():
+        base[key] = value
+    return base
+
+
+def make_spec(**overrides: Any) -> ModelRolloutSpec:
+    return ModelRolloutSpec.model_validate(spec_dict(**overrides))
+
+
+def guard(name: str, verdict: Verdict, reason: str = "") -> GuardVerdict:
+    return GuardVerdict(
+        name=name, metric="errorRate", verdict=verdict, reason=reason, samples=Samples(stable=500, canary=500)
+    )
+
+
+def verdicts(
+    spec: ModelRolloutSpec,
+    now: datetime,
+    per_slice: dict[str, Verdict] | None = None,
+    default: Verdict = "Pass",
+) -> AnalysisResult:
+    """Every guard of every slice gets the slice's verdict (Pass unless named)."""
+    per_slice = per_slice or {}
+    slices = {}
+    for name in spec.slice_names():
+        verdict = per_slice.get(name, default)
+        reason = f"{verdict.lower()} on {name}"
+        slices[name] = SliceVerdict(
+            name=name,
+            verdict=verdict,
+            samples=Samples(stable=500, canary=500),
+            guards=[guard(g.name, verdict, reason) for g in spec.analysis.guards],
+        )
+    return AnalysisResult(slices=slices, queries=len(spec.analysis.guards), errors=[], evaluated_at=now)
+
+
+Script = Callable[["World"], AnalysisResult | None]
+
+
+@dataclass
+class World:
+    """Applies the planner's actions to simulated Deployments and a simulated VirtualService."""
+
+    spec: ModelRolloutSpec
+    status: ModelRolloutStatus = field(default_factory=ModelRolloutStatus)
+    now: datetime = T0
+    load_ticks: int = 1  # ticks a new Deployment needs before its replicas are model-ready
+    ready_cap: dict[str, int] = field(default_factory=dict)  # limit ready replicas per version
+    deployments: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # version -> (replicas, age in ticks)
+    routes: SetRoutes | None = None
+    route_writes: int = 0
+    commands: Commands = field(default_factory=Commands)
+    gates: list[GateResult] | None = None
+    generation: int = 1
+    actions: list[Action] = field(default_factory=list)
+    script: Script | None = None
+    analysis_calls: int = 0
+
+    def workloads(self) -> dict[str, WorkloadState]:
+        out = {}
+        for version, (replicas, age) in self.deployments.items():
+            ready = replicas if age >= self.load_ticks else 0
+            ready = min(ready, self.ready_cap.get(version, ready))
+            out[version] = WorkloadState(version=version, replicas=replicas, ready_replicas=ready)
+        return out
+
+    def observations(self) -> Observations:
+        need = needs(self.spec, self.status, self.now)
+        analysis = None
+        if need.analysis:
+            self.analysis_calls += 1
+            analysis = self.script(self) if self.script else verdicts(self.spec, self.now)
+        return Observations(
+            now=self.now,
+            generation=self.generation,
+            workloads=self.workloads(),
+            analysis=analysis,
+            gates=self.gates if need.gates else None,
+            commands=self.commands,
+        )
+
+    def tick(self, seconds: float = 5.0) -> list[Action]:
+        result = plan(self.spec, self.status, self.observations())
+        self.status = result.status
+        self.tick_apply(result.actions, seconds)
+        return result.actions
+
+    def tick_apply(self, actions: list[Action], seconds: float = 5.0) -> None:
+        """Carries out a plan's actions and lets time pass."""
+        self.actions = actions
+        for action in actions:
+            if isinstance(action, EnsureWorkload):
+                _, age = self.deployments.get(action.version, (action.replicas, -1))
+                self.deployments[action.version] = (action.replicas, age)
+            elif isinstance(action, RemoveWorkload):
+                self.deployments.pop(action.version, None)
+            elif isinstance(action, SetRoutes):
+                if action != self.routes:
+                    self.route_writes += 1
+                self.routes = action
+        self.deployments = {v: (r, age + 1) for v, (r, age) in self.deployments.items()}
+        self.now += timedelta(seconds=seconds)
+
+    def run_until(self, predicate: Callable[[World], bool], limit: int = 200, seconds: float = 5.0) -> None:
+        for _ in range(limit):
+            if predicate(self):
+                return
+            self.tick(seconds)
+        raise AssertionError(
+            f"condition not reached in {limit} ticks; status: {self.status.phase} {self.status.message}"
+        )
+
+    def bootstrap(self) -> None:
+        """Deploys the spec's version as the first stable version."""
+        self.run_until(lambda w: w.status.phase == "Succeeded")
+
+    def set_version(self, version: str, **model: Any) -> None:
+        data = self.spec.model_dump(by_alias=True, exclude_none=True)
+        data["model"] = {
+            **data["model"],
+            "version": version,
+            "uri": f"s3://models/recommender/{version}",
+            **model,
+        }
+        self.spec = ModelRolloutSpec.model_validate(data)
+        self.generation += 1
