@@ -335,9 +335,7 @@ class Guard(Thresholds):
     """Roll back on the first failing evaluation (default false)."""
     failure_limit: int = Field(default=2, ge=1, le=100)
     """Consecutive failing evaluations that roll back when not immediate (default 2)."""
-    phases: list[AnalysisPhase] = Field(
-        default_factory=lambda: ["shadow", "canary"], min_length=1, max_length=2
-    )
+    phases: list[AnalysisPhase] = Field(default_factory=_all_phases, min_length=1, max_length=2)
     """Phases in which the guard is judged (default shadow and canary)."""
     min_samples: int | None = Field(default=None, ge=1)
     """Minimum samples per version and slice for this guard (default analysis.minSamples)."""

@@ -1,1 +1,25 @@
+"""A small library for model servers: model-ready and liveness endpoints, predictions, per-slice metrics."""
 
+from modelrollout.serving.app import (
+    PredictionError,
+    RequestContext,
+    ServedModel,
+    ServingConfig,
+    create_app,
+    serve,
+)
+from modelrollout.serving.metrics import ServingMetrics
+from modelrollout.serving.slices import DEFAULT_SLICE, SliceClassifier, parse_slices
+
+__all__ = [
+    "DEFAULT_SLICE",
+    "PredictionError",
+    "RequestContext",
+    "ServedModel",
+    "ServingConfig",
+    "ServingMetrics",
+    "SliceClassifier",
+    "create_app",
+    "parse_slices",
+    "serve",
+]
