@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ def cluster() -> Iterator[Cluster]:
         found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
         yield found
         return
-    sandbox = Sandbox(REPO / ".sandbox" / "pytest")
+    # One directory per session, so two sessions on one machine never share a control plane.
+    sandbox = Sandbox(REPO / ".sandbox" / f"pytest-{os.getpid()}")
     state = sandbox.up()
     try:
         found = Cluster(Path(state.kubeconfig), state.prometheus, sandbox)
@@ -75,6 +77,8 @@ def cluster() -> Iterator[Cluster]:
         yield found
     finally:
         sandbox.down()
+        if not os.environ.get("MODELROLLOUT_KEEP_SANDBOX"):
+            shutil.rmtree(sandbox.root, ignore_errors=True)
 
 
 @pytest.fixture
