@@ -1,0 +1,49 @@
+"""The thin async edge of the analysis: issue one tick's queries concurrently, then judge them.
+
+`analyze` never raises on Prometheus trouble: a failed query becomes Inconclusive verdicts for the guards
+it served and a line in `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from modelrollout.analysis.model import AnalysisResult, PrometheusError, QueryOutcome, Unavailable
+from modelrollout.analysis.prometheus import PrometheusClient
+from modelrollout.analysis.queries import Query, plan_queries
+from modelrollout.analysis.verdicts import judge
+from modelrollout.api.spec import AnalysisPhase, ModelRolloutSpec
+
+
+async def _outcome(client: PrometheusClient, query: Query, now: datetime) -> QueryOutcome:
+    try:
+        return await client.query(query.promql, at=now)
+    except PrometheusError as error:
+        return error
+    except Exception as error:  # a bug or an unexpected library error must not stop the tick either
+        return Unavailable(f"unexpected {type(error).__name__}: {error}")
+
+
+async def analyze(
+    client: PrometheusClient,
+    spec: ModelRolloutSpec,
+    namespace: str,
+    phase: AnalysisPhase,
+    stable: str,
+    candidate: str,
+    since: datetime,
+    now: datetime,
+) -> AnalysisResult:
+    """One analysis tick: every guard judged in `phase`, on every slice, evaluated at `now`.
+
+    `since` is the start of the current step (or shadow): sequential guards accumulate evidence from it.
+    Guards with identical PromQL share one query, so the count is at most one per guard (plus one request
+    count query when custom guards need samples and no errorRate guard provides them).
+    """
+    plan = plan_queries(spec, namespace, phase, stable, candidate, since, now)
+    distinct = plan.distinct()
+    results = await asyncio.gather(*(_outcome(client, query, now) for query in distinct))
+    by_query = dict(zip(distinct, results, strict=True))
+    outcomes = {key: by_query[query] for key, query in plan.queries.items()}
+    return judge(spec, phase, stable, candidate, outcomes, now, queries=len(distinct))
