@@ -1,0 +1,321 @@
+"""Pure rendering and reading of the Istio VirtualService routes a ModelRollout owns.
+
+Route layout (one HTTP route per declared slice in slice order, then `modelrollout-default` without match):
+
+    - name: modelrollout-<slice>
+      match: [{headers: {<header>: {exact|prefix|regex: ...}}}]    # all of the slice's headers (AND)
+      route:
+        - {destination: {host: <stable svc FQDN>, port: {number: P}}, weight: 100 - w}
+        - {destination: {host: <candidate svc FQDN>, port: {number: P}}, weight: w}   # only when w > 0
+      mirror: {host: <candidate svc FQDN>, port: {number: P}}                         # shadow only
+      mirrorPercentage: {value: <percent>}
+
+Convention: the stable destination is always listed, first; the candidate destination is listed only while
+its weight is above 0. A candidate that takes no traffic is therefore never named as a destination (its
+Service may not exist yet, and Envoy cannot mistake it for a target), and every route's weights sum to 100.
+
+Only routes named `modelrollout-*` are owned: `merge_routes` leaves every other route as it is, in place.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelrollout.api.spec import ModelRolloutSpec, Slice
+from modelrollout.workloads.render import (
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    ROLLOUT_LABEL,
+    owner_reference,
+    service_host,
+    service_port,
+)
+
+Route = dict[str, Any]
+ROUTE_PREFIX = "modelrollout-"
+DEFAULT_SLICE = "default"
+API_VERSION = "networking.istio.io/v1"
+KIND = "VirtualService"
+
+
+def route_name(slice_name: str) -> str:
+    """The name of the owned route of a slice ('default' for unmatched traffic)."""
+    return f"{ROUTE_PREFIX}{slice_name}"
+
+
+def is_owned(route: Mapping[str, Any]) -> bool:
+    """Whether a live HTTP route is one the operator manages."""
+    name = route.get("name")
+    return isinstance(name, str) and name.startswith(ROUTE_PREFIX)
+
+
+def slice_of(route: Mapping[str, Any]) -> str | None:
+    """The slice an owned route serves, or None for a route the operator does not own."""
+    return str(route["name"])[len(ROUTE_PREFIX) :] if is_owned(route) else None
+
+
+# Rendering -----------------------------------------------------------------------------------------------
+def _destination(host: str, port: int) -> dict[str, Any]:
+    return {"host": host, "port": {"number": port}}
+
+
+def _match(slice_: Slice) -> list[dict[str, Any]]:
+    # One match block holding every header: Istio ANDs the conditions inside a block and ORs the blocks.
+    return [{"headers": {header: value.wire() for header, value in slice_.match.headers.items()}}]
+
+
+def _checked_weight(slice_name: str, weight: Any) -> int:
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+        raise ValueError(
+            f"canary weight of slice {slice_name!r} must be an integer from 0 to 100, got {weight!r}"
+        )
+    return weight
+
+
+def owned_routes(
+    spec: ModelRolloutSpec,
+    *,
+    name: str,
+    namespace: str,
+    stable: str,
+    candidate: str | None,
+    weights: Mapping[str, int],
+    mirror_percent: float | None = None,
+) -> list[Route]:
+    """The routes the ModelRollout `name` owns, for the given versions, per-slice weights and mirror share.
+
+    `weights` maps slice names (and 'default') to the candidate's percent; a slice that is missing gets 0, so
+    a partial map can only err toward stable. Names that are not declared slices are ignored (status may
+    still list a slice the spec just removed). `mirror_percent` None or 0 means no mirror.
+    Raises ValueError for a weight outside 0..100, or for weight or mirror with no candidate.
+    """
+    port = service_port(spec)
+    stable_host = service_host(name, stable, namespace)
+    candidate_host = service_host(name, candidate, namespace) if candidate is not None else None
+    mirror = None
+    if mirror_percent is not None and mirror_percent != 0:
+        if not (isinstance(mirror_percent, int | float) and 0 < mirror_percent <= 100):  # also refuses NaN
+            raise ValueError(f"mirror percent must be in (0, 100], got {mirror_percent!r}")
+        if candidate_host is None:
+            raise ValueError("cannot mirror without a candidate version")
+        mirror = float(mirror_percent)
+
+    slices: list[tuple[str, Slice | None]] = [(s.name, s) for s in spec.slices]
+    slices.append((DEFAULT_SLICE, None))
+    routes: list[Route] = []
+    for slice_name, slice_ in slices:
+        weight = _checked_weight(slice_name, weights.get(slice_name, 0))
+        if weight and candidate_host is None:
+            raise ValueError(
+                f"slice {slice_name!r} has canary weight {weight} but there is no candidate version"
+            )
+        route: Route = {"name": route_name(slice_name)}
+        if slice_ is not None:
+            route["match"] = _match(slice_)
+        destinations = [{"destination": _destination(stable_host, port), "weight": 100 - weight}]
+        if weight and candidate_host is not None:
+            destinations.append({"destination": _destination(candidate_host, port), "weight": weight})
+        route["route"] = destinations
+        if mirror is not None and candidate_host is not None:
+            route["mirror"] = _destination(candidate_host, port)
+            route["mirrorPercentage"] = {"value": mirror}
+        routes.append(route)
+    return routes
+
+
+def desired_virtual_service(
+    spec: ModelRolloutSpec, *, name: str, namespace: str, uid: str, routes: list[Route]
+) -> dict[str, Any]:
+    """The VirtualService to create when none exists: owned by the ModelRollout, holding only our routes."""
+    istio = spec.traffic.istio
+    body: dict[str, Any] = {"hosts": [istio.host]}
+    if istio.gateways:
+        body["gateways"] = list(istio.gateways)
+    body["http"] = copy.deepcopy(routes)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": istio.virtual_service,
+            "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, ROLLOUT_LABEL: name},
+            "ownerReferences": [owner_reference(name, uid)],
+        },
+        "spec": body,
+    }
+
+
+# Merging and comparing ------------------------------------------------------------------------------------
+def merge_routes(live_http: list[Route], owned: list[Route]) -> list[Route]:
+    """The live route list with our routes replaced.
+
+    Routes not named `modelrollout-*` stay exactly as they are, in their relative order. Ours replace the
+    existing owned routes as one block at the position of the first of them (so a foreign route placed before
+    ours keeps precedence), or are appended when there is none; owned routes of undeclared slices disappear.
+    Idempotent: merging the result again with the same routes returns it unchanged.
+    """
+    merged: list[Route] = []
+    placed = False
+    for route in live_http:
+        if is_owned(route):
+            if not placed:
+                merged.extend(copy.deepcopy(owned))
+                placed = True
+            continue
+        merged.append(copy.deepcopy(route))
+    if not placed:
+        merged.extend(copy.deepcopy(owned))
+    return merged
+
+
+def _normalized(value: Any) -> Any:
+    """A canonical form for comparing what was written with what the API server returns.
+
+    Absent, null and empty lists/objects are the same thing. Numbers need nothing: the server may return a
+    mirror percentage of 100.0 as 100, and Python already compares 100 == 100.0.
+    """
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            normal = _normalized(item)
+            if normal is not None:
+                out[key] = normal
+        return out or None
+    if isinstance(value, list):
+        return [_normalized(item) for item in value] or None
+    return value
+
+
+def _normalized_route(route: Mapping[str, Any]) -> Any:
+    normal = _normalized(route) or {}
+    destinations = normal.get("route")
+    # Istio sends all traffic to a lone destination whether or not its weight is written.
+    if isinstance(destinations, list) and len(destinations) == 1 and isinstance(destinations[0], dict):
+        destinations[0].setdefault("weight", 100)
+    return normal
+
+
+def routes_equal(live: list[Route] | None, desired: list[Route] | None) -> bool:
+    """Whether two HTTP route lists route the same way, ignoring representation the API server may change."""
+    live_routes = [_normalized_route(r) for r in live or []]
+    desired_routes = [_normalized_route(r) for r in desired or []]
+    return live_routes == desired_routes
+
+
+# Reading back -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Destination:
+    """One weighted destination of a live route."""
+
+    host: str
+    port: int | None
+    weight: int
+
+
+@dataclass(frozen=True)
+class ObservedRoute:
+    """What an owned live route does: which requests it takes, where they go, what is mirrored."""
+
+    slice: str
+    headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    destinations: list[Destination] = field(default_factory=list)
+    mirror_host: str | None = None
+    mirror_port: int | None = None
+    mirror_percent: float = 0.0
+
+    def weight_to(self, host: str) -> int:
+        """Percent of this route's requests sent to `host` (weights are relative shares)."""
+        total = sum(d.weight for d in self.destinations)
+        if total <= 0:
+            return 0
+        return round(100 * sum(d.weight for d in self.destinations if d.host == host) / total)
+
+
+def _port_number(destination: Mapping[str, Any]) -> int | None:
+    port = destination.get("port")
+    number = port.get("number") if isinstance(port, Mapping) else None
+    return int(number) if isinstance(number, int | float) and not isinstance(number, bool) else None
+
+
+def _weight(entry: Mapping[str, Any], alone: bool) -> int:
+    weight = entry.get("weight")
+    if isinstance(weight, int | float) and not isinstance(weight, bool):
+        return int(weight)
+    return 100 if alone else 0  # Istio: a lone destination takes everything; otherwise an unset weight is 0
+
+
+def _mirror_percent(route: Mapping[str, Any]) -> float:
+    if not isinstance(route.get("mirror"), Mapping):
+        return 0.0
+    percentage = route.get("mirrorPercentage")
+    if isinstance(percentage, Mapping):
+        value = percentage.get("value")
+        return float(value) if isinstance(value, int | float) else 0.0
+    legacy = route.get("mirrorPercent", route.get("mirror_percent"))
+    if isinstance(legacy, int | float) and not isinstance(legacy, bool):
+        return float(legacy)
+    return 100.0  # Istio mirrors every request when no percentage is given
+
+
+def read_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
+    """The owned routes of a live VirtualService, in order, in a typed form (foreign routes are skipped)."""
+    observed: list[ObservedRoute] = []
+    for route in http_routes or []:
+        slice_name = slice_of(route)
+        if slice_name is None:
+            continue
+        headers: dict[str, dict[str, str]] = {}
+        for block in route.get("match") or []:
+            if isinstance(block, Mapping):
+                headers.update({str(k): dict(v) for k, v in (block.get("headers") or {}).items()})
+        entries = [e for e in route.get("route") or [] if isinstance(e, Mapping)]
+        destinations = [
+            Destination(
+                host=str(e.get("destination", {}).get("host", "")),
+                port=_port_number(e.get("destination", {})),
+                weight=_weight(e, len(entries) == 1),
+            )
+            for e in entries
+        ]
+        mirror = route.get("mirror")
+        observed.append(
+            ObservedRoute(
+                slice=slice_name,
+                headers=headers,
+                destinations=destinations,
+                mirror_host=str(mirror.get("host")) if isinstance(mirror, Mapping) else None,
+                mirror_port=_port_number(mirror) if isinstance(mirror, Mapping) else None,
+                mirror_percent=_mirror_percent(route),
+            )
+        )
+    return observed
+
+
+def observed_weights(http_routes: list[Route] | None, candidate_host: str | None = None) -> dict[str, int]:
+    """Per slice, the percent of requests the live owned routes send to the candidate.
+
+    With `candidate_host`, the share going to that host; without it, the share going anywhere but the first
+    (stable) destination, per the layout this module renders.
+    """
+    weights: dict[str, int] = {}
+    for route in read_routes(http_routes):
+        if candidate_host is not None:
+            weights[route.slice] = route.weight_to(candidate_host)
+            continue
+        total = sum(d.weight for d in route.destinations)
+        others = sum(d.weight for d in route.destinations[1:])
+        weights[route.slice] = round(100 * others / total) if total > 0 else 0
+    return weights
+
+
+def observed_mirror(http_routes: list[Route] | None, candidate_host: str | None = None) -> dict[str, float]:
+    """Per slice, the percent of requests the live owned routes mirror (to `candidate_host`, when given)."""
+    return {
+        route.slice: route.mirror_percent
+        if candidate_host is None or route.mirror_host == candidate_host
+        else 0.0
+        for route in read_routes(http_routes)
+    }
