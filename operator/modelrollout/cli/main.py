@@ -54,6 +54,35 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from modelrollout.controller.main import OperatorOptions, run
+
+    run(
+        OperatorOptions(
+            namespaces=args.namespace or [],
+            kubeconfig=args.kubeconfig,
+            metrics_address=args.metrics_address,
+            health_address=args.health_address,
+            log_format=args.log_format,
+            verbose=args.verbose,
+            status_refresh=args.status_refresh,
+        )
+    )
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelrollout.api import crd
+
+    target = Path(args.output)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "modelrollout.yaml").write_text(crd.render())
+    console.print(f"wrote {target / 'modelrollout.yaml'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelrollout", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("action", choices=["up", "down", "status"])
     sandbox.add_argument("--dir", default=".sandbox", help="where state, logs and the kubeconfig live")
     sandbox.set_defaults(func=_sandbox)
+
+    operator = sub.add_parser(
+        "operator", help="run the operator (kopf) against the current kubeconfig or in-cluster"
+    )
+    operator.add_argument(
+        "--namespace", action="append", help="watch only this namespace (repeatable); default: all"
+    )
+    operator.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    operator.add_argument("--metrics-address", default="0.0.0.0:8000", help="where /metrics listens")
+    operator.add_argument("--health-address", default="0.0.0.0:8080", help="where kopf's /healthz listens")
+    operator.add_argument("--log-format", choices=["text", "json"], default="text")
+    operator.add_argument(
+        "--status-refresh", default="60s", help="how often unchanged evidence is rewritten to status"
+    )
+    operator.add_argument("-v", "--verbose", action="store_true")
+    operator.set_defaults(func=_operator)
+
+    crds = sub.add_parser("crds", help="generate the CRD YAML from the API models")
+    crds.add_argument("--output", default="crds")
+    crds.set_defaults(func=_crds)
     return parser
 
 

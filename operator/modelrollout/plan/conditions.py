@@ -84,6 +84,17 @@ def update_conditions(
         now,
         generation,
     )
+    last = status.history[-1] if status.history else None
+    invalid = phase == "Blocked" and last is not None and last.reason == "InvalidTemplate"
+    set_condition(
+        status,
+        "InvalidSpec",
+        "True" if invalid else "False",
+        "InvalidTemplate" if invalid else "Valid",
+        status.message if invalid else "",
+        now,
+        generation,
+    )
     if safety_reasons is not None:
         if safety_reasons:
             verdict = "blocked" if spec.rollback.rollback_safety == "block" else "warning only"

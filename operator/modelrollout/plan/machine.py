@@ -254,11 +254,17 @@ class _Tick:
                 if s.phase != "Blocked" or s.message != message:
                     self._transition("Blocked", "GateRefused", message)
                 return
+        try:
+            printed = fingerprint(spec, candidate, spec.model.uri)
+        except ValueError as error:  # the template cannot make a pod: nothing is deployed until it is fixed
+            if s.phase != "Blocked" or s.message != f"invalid template: {error}":
+                self._transition("Blocked", "InvalidTemplate", f"invalid template: {error}")
+            return
         s.candidate = VersionRecord(
             version=candidate,
             uri=spec.model.uri,
             serving_schema=spec.model.serving_schema,
-            fingerprint=fingerprint(spec, candidate, spec.model.uri),
+            fingerprint=printed,
         )
         s.candidate_scale_down_at = None
         self._transition(
@@ -409,7 +415,6 @@ class _Tick:
             version=s.candidate_version or spec.model.version,
             uri=spec.model.uri,
             serving_schema=spec.model.serving_schema,
-            fingerprint=fingerprint(spec, s.candidate_version or spec.model.version, spec.model.uri),
         )
         previous = s.stable
         s.previous, s.previous_version = previous, previous.version if previous else None

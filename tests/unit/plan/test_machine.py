@@ -383,3 +383,14 @@ def test_a_steady_pause_writes_no_routes() -> None:
     for _ in range(20):
         world.tick()
     assert world.route_writes == writes
+
+
+def test_a_template_that_cannot_make_a_pod_blocks_with_the_field_and_recovers_when_fixed() -> None:
+    world = World(make_spec(template={"spec": {"containers": [{"name": "server"}]}}))
+    world.tick()
+    assert world.status.phase == "Blocked"
+    assert world.status.message == "invalid template: spec.template.spec.containers[0].image: required"
+    assert world.deployments == {}
+    world.spec = make_spec()
+    world.bootstrap()
+    assert world.status.stable_version == "v1"

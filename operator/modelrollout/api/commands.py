@@ -1,0 +1,32 @@
+"""Manual commands travel as annotations on the ModelRollout, so they never change the spec Git owns.
+
+`modelrollout.io/paused: "true"` holds the rollout while present. `modelrollout.io/promote` and
+`modelrollout.io/abort` carry a command id (e.g. a timestamp); the operator acts once per new id and records
+it in status.acknowledged. A promote id prefixed with "full:" skips all remaining steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PAUSED = "modelrollout.io/paused"
+PROMOTE = "modelrollout.io/promote"
+ABORT = "modelrollout.io/abort"
+FULL_PREFIX = "full:"
+ENVIRONMENT_FINGERPRINT = "modelrollout.io/environment-fingerprint"
+
+
+def is_paused(annotations: Mapping[str, str]) -> bool:
+    return annotations.get(PAUSED, "").strip().lower() in ("true", "1", "yes")
+
+
+def promote_id(annotations: Mapping[str, str]) -> tuple[str | None, bool]:
+    """The promote command id and whether it asks for a full promotion."""
+    value = annotations.get(PROMOTE, "").strip()
+    if not value:
+        return None, False
+    return value, value.startswith(FULL_PREFIX)
+
+
+def abort_id(annotations: Mapping[str, str]) -> str | None:
+    return annotations.get(ABORT, "").strip() or None

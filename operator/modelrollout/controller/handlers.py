@@ -1,0 +1,114 @@
+"""kopf wiring: one daemon per ModelRollout runs a tick every analysis interval, woken early by changes.
+
+The daemon holds no state of its own: each tick re-reads the resource, so a restarted operator (or a
+replacement pod) continues exactly where the status says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import kopf
+
+from modelrollout.api.crd import GROUP, PLURAL, VERSION
+from modelrollout.controller.metrics import OperatorMetrics
+from modelrollout.controller.reconcile import RETRY_AFTER_ERROR, Reconciler, Runtime
+from modelrollout.kube import Kube
+
+log = logging.getLogger("modelrollout.operator")
+FINALIZER = "modelrollout.io/operator"
+
+
+@dataclass
+class OperatorConfig:
+    kubeconfig: str | None = None
+    status_refresh: float = 60.0
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+
+
+@dataclass
+class _State:
+    config: OperatorConfig = field(default_factory=OperatorConfig)
+    runtime: Runtime | None = None
+    wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+
+
+STATE = _State()
+
+
+def configure(config: OperatorConfig) -> None:
+    STATE.config = config
+
+
+@kopf.on.startup()
+async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.standalone = True
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    kube = await Kube.connect(STATE.config.kubeconfig)
+    STATE.runtime = Runtime(
+        kube=kube,
+        http=httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0)),
+        metrics=STATE.config.metrics,
+        status_refresh=STATE.config.status_refresh,
+    )
+
+
+@kopf.on.cleanup()
+async def _cleanup(**_: Any) -> None:
+    if STATE.runtime is not None:
+        await STATE.runtime.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def _changed(event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+    """Wakes the rollout's daemon when its spec or its command annotations change (not on our status writes)."""
+    key = (namespace or "", name)
+    fingerprint = (meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items())))
+    if STATE.seen.get(key) != fingerprint:
+        STATE.seen[key] = fingerprint
+        STATE.wakeups.setdefault(key, asyncio.Event()).set()
+    if event.get("type") == "DELETED":
+        STATE.seen.pop(key, None)
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
+    namespace = namespace or ""
+    key = (namespace, name)
+    wake = STATE.wakeups.setdefault(key, asyncio.Event())
+    while not stopped:
+        runtime = STATE.runtime
+        if runtime is None:
+            await asyncio.sleep(0.5)
+            continue
+        started = time.monotonic()
+        wake.clear()
+        try:
+            report = await Reconciler(runtime).tick(namespace, name)
+            delay = report.next_in
+        except Exception:  # one bad rollout must never take the operator, or the other rollouts, down
+            log.exception("%s/%s: reconcile failed; retrying in %.0fs", namespace, name, RETRY_AFTER_ERROR)
+            runtime.metrics.errors.labels(namespace, name, "Exception").inc()
+            delay = RETRY_AFTER_ERROR
+        remaining = max(0.0, delay - (time.monotonic() - started))
+        await _sleep(wake, stopped, remaining)
+    STATE.wakeups.pop(key, None)
+
+
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Sleeps until the next tick, a wake-up, or the daemon's stop — whichever comes first."""
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stopped.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()

@@ -1,0 +1,55 @@
+"""Starts the operator: kopf with our handlers, the metrics endpoint and kopf's liveness endpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import kopf
+from prometheus_client import start_http_server
+
+from modelrollout.api.common import seconds
+from modelrollout.controller import handlers
+from modelrollout.controller.metrics import OperatorMetrics
+
+
+@dataclass
+class OperatorOptions:
+    namespaces: list[str]
+    kubeconfig: str | None = None
+    metrics_address: str = "0.0.0.0:8000"
+    health_address: str = "0.0.0.0:8080"
+    log_format: str = "text"
+    verbose: bool = False
+    status_refresh: str = "60s"
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+def run(options: OperatorOptions) -> None:
+    if options.kubeconfig:
+        os.environ["KUBECONFIG"] = options.kubeconfig  # kopf's own login reads it too
+    kopf.configure(
+        verbose=options.verbose,
+        log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger("modelrollout").setLevel(logging.DEBUG if options.verbose else logging.INFO)
+    metrics = OperatorMetrics()
+    handlers.configure(
+        handlers.OperatorConfig(
+            kubeconfig=options.kubeconfig, status_refresh=seconds(options.status_refresh), metrics=metrics
+        )
+    )
+    host, port = _split(options.metrics_address)
+    start_http_server(port, addr=host, registry=metrics.registry)
+    health_host, health_port = _split(options.health_address)
+    kopf.run(
+        standalone=True,
+        clusterwide=not options.namespaces,
+        namespaces=options.namespaces,
+        liveness_endpoint=f"http://{health_host}:{health_port}/healthz",
+    )

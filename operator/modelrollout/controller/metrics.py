@@ -1,0 +1,153 @@
+"""The operator's own Prometheus metrics: where every rollout is, per-slice weights and guard values, decisions.
+
+Series are keyed by namespace and rollout; a deleted rollout's series are dropped with `forget`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelrollout.analysis.model import AnalysisResult
+from modelrollout.api.status import ModelRolloutStatus
+
+PHASES = (
+    "Pending",
+    "Warming",
+    "Shadow",
+    "Canary",
+    "Promoting",
+    "Succeeded",
+    "RolledBack",
+    "Blocked",
+    "Paused",
+    "Failed",
+)
+VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0}
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.phase = Gauge(
+            "modelrollout_phase",
+            "1 for the rollout's current phase, 0 for the others",
+            ["namespace", "rollout", "phase"],
+            registry=r,
+        )
+        self.step = Gauge(
+            "modelrollout_step",
+            "Current canary step (1-based, 0 outside the canary)",
+            ["namespace", "rollout"],
+            registry=r,
+        )
+        self.weight = Gauge(
+            "modelrollout_canary_weight_percent",
+            "Candidate share of a slice's requests",
+            ["namespace", "rollout", "slice"],
+            registry=r,
+        )
+        self.mirror = Gauge(
+            "modelrollout_mirror_percent",
+            "Share mirrored to the candidate",
+            ["namespace", "rollout"],
+            registry=r,
+        )
+        self.guard_value = Gauge(
+            "modelrollout_guard_value",
+            "Latest guard value per slice and version (role: stable or canary)",
+            ["namespace", "rollout", "slice", "guard", "role"],
+            registry=r,
+        )
+        self.guard_threshold = Gauge(
+            "modelrollout_guard_threshold",
+            "Bound the candidate's value was held to",
+            ["namespace", "rollout", "slice", "guard"],
+            registry=r,
+        )
+        self.guard_verdict = Gauge(
+            "modelrollout_guard_verdict",
+            "Latest guard verdict: 1 Pass, 0 Inconclusive, -1 Fail",
+            ["namespace", "rollout", "slice", "guard"],
+            registry=r,
+        )
+        self.slice_verdict = Gauge(
+            "modelrollout_slice_verdict",
+            "Latest slice verdict: 1 Pass, 0 Inconclusive, -1 Fail",
+            ["namespace", "rollout", "slice"],
+            registry=r,
+        )
+        self.analysis_seconds = Histogram(
+            "modelrollout_analysis_duration_seconds",
+            "Time to query Prometheus and judge every slice, per tick",
+            ["namespace", "rollout"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.tick_seconds = Histogram(
+            "modelrollout_reconcile_duration_seconds",
+            "Time of one reconcile tick (reads, analysis, plan, writes)",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.queries = Counter(
+            "modelrollout_prometheus_queries_total",
+            "Prometheus queries issued",
+            ["namespace", "rollout"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "modelrollout_decisions_total",
+            "Decisions taken, by reason",
+            ["namespace", "rollout", "reason"],
+            registry=r,
+        )
+        self.api_writes = Counter(
+            "modelrollout_api_writes_total", "Kubernetes API writes, by object kind", ["kind"], registry=r
+        )
+        self.errors = Counter(
+            "modelrollout_reconcile_errors_total",
+            "Ticks that hit an error, by cause",
+            ["namespace", "rollout", "cause"],
+            registry=r,
+        )
+        self.notification_failures = Counter(
+            "modelrollout_notification_failures_total",
+            "Notification webhooks that failed",
+            ["namespace", "rollout"],
+            registry=r,
+        )
+
+    def observe_status(self, namespace: str, rollout: str, status: ModelRolloutStatus) -> None:
+        for phase in PHASES:
+            self.phase.labels(namespace, rollout, phase).set(1.0 if status.phase == phase else 0.0)
+        self.step.labels(namespace, rollout).set(status.step)
+        self.mirror.labels(namespace, rollout).set(status.mirror_percent)
+        for item in status.slices:
+            self.weight.labels(namespace, rollout, item.name).set(item.canary_weight)
+
+    def observe_analysis(self, namespace: str, rollout: str, result: AnalysisResult, duration: float) -> None:
+        self.analysis_seconds.labels(namespace, rollout).observe(duration)
+        self.queries.labels(namespace, rollout).inc(result.queries)
+        for name, verdict in result.slices.items():
+            self.slice_verdict.labels(namespace, rollout, name).set(VERDICT_VALUE[verdict.verdict])
+            for guard in verdict.guards:
+                self.guard_verdict.labels(namespace, rollout, name, guard.name).set(
+                    VERDICT_VALUE[guard.verdict]
+                )
+                for role, value in (("stable", guard.stable), ("canary", guard.canary)):
+                    if value is not None:
+                        self.guard_value.labels(namespace, rollout, name, guard.name, role).set(value)
+                if guard.threshold is not None:
+                    self.guard_threshold.labels(namespace, rollout, name, guard.name).set(guard.threshold)
+
+    def forget(self, namespace: str, rollout: str) -> None:
+        """Drops every series of a deleted rollout."""
+        for metric in (
+            self.phase, self.step, self.weight, self.mirror, self.guard_value, self.guard_threshold,
+            self.guard_verdict, self.slice_verdict, self.analysis_seconds, self.queries, self.decisions,
+            self.errors, self.notification_failures,
+        ):  # fmt: skip
+            for labels in list(metric._metrics):  # prometheus_client keeps children keyed by label values
+                if labels[:2] == (namespace, rollout):
+                    metric.remove(*labels)
