@@ -1,0 +1,286 @@
+"""The traffic generator against in-process model servers on 127.0.0.1 and a VirtualService held in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelrollout.api.spec import Slice
+from modelrollout.sandbox.trafficgen import (
+    DROPPED,
+    MIRRORED,
+    NO_DESTINATION,
+    NO_ENDPOINT,
+    NO_ROUTE,
+    REFUSED,
+    SERVED,
+    SliceLoad,
+    TrafficGenerator,
+)
+from modelrollout.serving import RequestContext, ServingConfig, create_app
+
+V1 = "recommender-v1.ml.svc.cluster.local"
+V2 = "recommender-v2.ml.svc.cluster.local"
+HOSTS = {V1: "v1", V2: "v2"}
+SLICES = (
+    Slice.model_validate({"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}}),
+    Slice.model_validate({"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}}),
+)
+LOADS = [
+    SliceLoad("ios", 80, {"x-platform": "ios"}, {"user_id": "u"}),
+    SliceLoad("android", 80, {"x-platform": "android"}, {"user_id": "u"}),
+    SliceLoad("default", 40, {}, {"user_id": "u"}),
+]
+
+
+class InstantModel:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def load(self) -> None:
+        return None
+
+    async def warmup(self) -> None:
+        return None
+
+    async def predict(self, features: Mapping[str, Any], context: RequestContext) -> float:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        return 0.5
+
+
+def _route(
+    name: str, platform: str | None, weights: dict[str, int], mirror: float | None = None
+) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "name": name,
+        "route": [{"destination": {"host": host}, "weight": w} for host, w in weights.items() if w > 0],
+    }
+    if platform is not None:
+        route["match"] = [{"headers": {"x-platform": {"exact": platform}}}]
+    if mirror is not None:
+        route["mirror"] = {"host": V2}
+        route["mirrorPercentage"] = {"value": mirror}
+    return route
+
+
+def _virtual_service(*routes: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "recommender"}, "spec": {"hosts": ["recommender"], "http": list(routes)}}
+
+
+BASE = _virtual_service(
+    _route("modelrollout-ios", "ios", {V1: 100}, mirror=100.0),
+    _route("modelrollout-android", "android", {V1: 50, V2: 50}),
+    _route("modelrollout-default", None, {V1: 100}),
+)
+
+
+class Holder:
+    """A VirtualService provider the test can change under the generator."""
+
+    def __init__(self, value: dict[str, Any] | None) -> None:
+        self.value = value
+        self.calls = 0
+        self.fail = False
+
+    async def __call__(self) -> dict[str, Any] | None:
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("API server unavailable")
+        return copy.deepcopy(self.value)
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[dict[str, tuple[TestServer, InstantModel]]]:
+    out = {}
+    for version in ("v1", "v2"):
+        model = InstantModel()
+        config = ServingConfig(
+            model_name="recommender", model_version=version, slices=SLICES, host="127.0.0.1"
+        )
+        server = TestServer(create_app(model, config), host="127.0.0.1")
+        await server.start_server()
+        out[version] = (server, model)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for server, _ in out.values():
+                await _until_ready(session, f"http://127.0.0.1:{server.port}/ready")
+        yield out
+    finally:
+        for server, _ in out.values():
+            await server.close()
+
+
+async def _until_ready(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(200):
+        async with session.get(url) as response:
+            if response.status == 200:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{url} never answered 200")
+
+
+def _endpoints(servers: Mapping[str, tuple[TestServer, InstantModel]]) -> dict[str, str]:
+    return {version: f"127.0.0.1:{server.port}" for version, (server, _) in servers.items()}
+
+
+async def _server_counts(server: TestServer) -> dict[str, float]:
+    """model_requests_total per slice as the server itself counted it."""
+    async with aiohttp.ClientSession() as session:
+        text = await (await session.get(f"http://127.0.0.1:{server.port}/metrics")).text()
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "model_requests_total":
+                counts[sample.labels["slice"]] = counts.get(sample.labels["slice"], 0) + sample.value
+    return counts
+
+
+async def test_follows_routes_weights_and_mirrors(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    generator = TrafficGenerator(
+        LOADS, Holder(BASE), HOSTS, _endpoints(servers), seed=1, arrival="uniform", refresh_interval=0.1
+    )
+    async with generator:
+        await asyncio.sleep(2.0)
+    stats = generator.stats
+    ios_served = stats.total(slice="ios", kind=SERVED)
+    assert ios_served > 100
+    # ios: all served by v1; every request mirrored to v2 (100%), whose answers are discarded.
+    assert stats.total(slice="ios", version="v2", kind=SERVED) == 0
+    assert stats.total(slice="ios", version="v1", kind=SERVED, outcome="200") == ios_served
+    assert stats.total(slice="ios", version="v2", kind=MIRRORED, outcome="200") == ios_served
+    # android: 50/50 by weight, no mirror.
+    android = stats.total(slice="android", kind=SERVED)
+    assert stats.total(slice="android", version="v2", kind=SERVED) / android == pytest.approx(0.5, abs=0.12)
+    assert stats.total(slice="android", kind=MIRRORED) == 0
+    # default: the last route, no match, all v1.
+    assert stats.total(slice="default", version="v1", kind=SERVED) == stats.total(slice="default") > 40
+    # Everything was answered, and both servers counted what the generator sent them, per slice.
+    assert stats.total() == stats.total(outcome="200")
+    v1_counts = await _server_counts(servers["v1"][0])
+    v2_counts = await _server_counts(servers["v2"][0])
+    for slice_name in ("ios", "android", "default"):
+        assert v1_counts[slice_name] == stats.total(slice=slice_name, version="v1")
+        assert v2_counts[slice_name] == stats.total(slice=slice_name, version="v2")
+
+
+async def test_picks_up_virtual_service_changes(servers: dict[str, tuple[TestServer, InstantModel]]) -> None:
+    holder = Holder(BASE)
+    loads = [SliceLoad("android", 100, {"x-platform": "android"})]
+    generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), seed=2, refresh_interval=0.05)
+    async with generator:
+        await asyncio.sleep(0.5)
+        assert generator.stats.total(version="v1") > 0
+        holder.value = _virtual_service(_route("modelrollout-android", "android", {V2: 100}))
+        await asyncio.sleep(0.3)  # several refreshes
+        before = generator.stats.snapshot()
+        await asyncio.sleep(0.7)
+        after = generator.stats.snapshot()
+    delta = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    assert sum(n for key, n in delta.items() if key.version == "v1") == 0
+    assert sum(n for key, n in delta.items() if key.version == "v2") > 30
+    assert holder.calls > 10
+
+
+async def test_without_a_virtual_service(servers: dict[str, tuple[TestServer, InstantModel]]) -> None:
+    loads = [SliceLoad("ios", 100, {"x-platform": "ios"})]
+    generator = TrafficGenerator(loads, Holder(None), HOSTS, _endpoints(servers), refresh_interval=0.1)
+    async with generator:
+        await asyncio.sleep(0.4)
+    assert generator.stats.total() == generator.stats.total(outcome=NO_ROUTE, version="") > 10
+
+    fallback = TrafficGenerator(
+        loads, Holder(None), {"recommender": "v1"}, _endpoints(servers), default_host="recommender"
+    )
+    async with fallback:
+        await asyncio.sleep(0.4)
+    assert fallback.stats.total() == fallback.stats.total(version="v1", outcome="200") > 10
+
+
+async def test_never_dials_a_non_loopback_endpoint(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    loads = [SliceLoad("ios", 100, {"x-platform": "ios"})]
+    endpoints = {"v1": "10.0.0.7:8080", "v2": "127.64.0.9"}  # a ClusterIP, and a pod IP without a port
+    generator = TrafficGenerator(loads, Holder(BASE), HOSTS, endpoints, request_timeout=0.5)
+    async with generator:
+        await asyncio.sleep(0.4)
+    stats = generator.stats
+    # A dial attempt would show up as connect-error or timeout; only refusals are counted.
+    assert stats.total() == stats.total(outcome=REFUSED) > 10
+    assert stats.total(version="v1", kind=SERVED) == stats.total(version="v2", kind=MIRRORED)
+
+
+async def test_unknown_hosts_and_missing_endpoints(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    loads = [
+        SliceLoad("ios", 100, {"x-platform": "ios"}),
+        SliceLoad("android", 100, {"x-platform": "android"}),
+    ]
+    endpoints = {"v1": _endpoints(servers)["v1"]}  # v2 is not running
+    generator = TrafficGenerator(loads, Holder(BASE), {V1: "v1", V2: "v2"}, endpoints)
+    unresolved = TrafficGenerator(loads, Holder(BASE), {V1: "v1"}, endpoints)  # V2 names no known version
+    async with generator, unresolved:
+        await asyncio.sleep(0.5)
+    assert generator.stats.total(version="v2", outcome=NO_ENDPOINT) > 10
+    assert generator.stats.total(version="v2", kind=MIRRORED, outcome=NO_ENDPOINT) > 5
+    assert unresolved.stats.total(version="", outcome=NO_DESTINATION) > 10
+    assert unresolved.stats.total(version="v1", outcome="200") > 10
+
+
+async def test_refresh_failures_keep_the_last_routes(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    holder = Holder(BASE)
+    loads = [SliceLoad("default", 100, {})]
+    generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), refresh_interval=0.05)
+    async with generator:
+        await asyncio.sleep(0.2)
+        holder.fail = True
+        await asyncio.sleep(0.4)
+    assert generator.refresh_errors >= 3
+    assert generator.table is not None
+    assert generator.stats.total() == generator.stats.total(version="v1", outcome="200")
+
+
+async def test_bounded_concurrency_drops_and_stops_cleanly() -> None:
+    model = InstantModel(delay=5.0)
+    config = ServingConfig(model_name="recommender", model_version="v1", host="127.0.0.1")
+    server = TestServer(create_app(model, config), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _until_ready(session, f"http://127.0.0.1:{server.port}/ready")
+        loads = [SliceLoad("default", 200, {})]
+        vs = _virtual_service(_route("all", None, {V1: 100}))
+        generator = TrafficGenerator(
+            loads, Holder(vs), HOSTS, {"v1": f"127.0.0.1:{server.port}"}, concurrency=3, request_timeout=30
+        )
+        await generator.start()
+        await asyncio.sleep(0.5)
+        started = asyncio.get_running_loop().time()
+        await generator.stop(drain=0.2)
+        assert asyncio.get_running_loop().time() - started < 2.0  # it did not wait for the 5 s answers
+    finally:
+        await server.close()
+    stats = generator.stats
+    assert model.max_in_flight <= 3
+    assert stats.total(outcome=DROPPED) > 50
+    assert stats.total(outcome="cancelled") == 3
+    assert not generator._inflight

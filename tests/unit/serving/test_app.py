@@ -1,0 +1,306 @@
+"""The serving app over real HTTP on 127.0.0.1: readiness gating, liveness, predictions and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelrollout.api.spec import Slice
+from modelrollout.serving import PredictionError, RequestContext, ServingConfig, create_app
+from modelrollout.serving.app import readiness
+from modelrollout.serving.metrics import DURATION_BUCKETS, SCORE_BUCKETS
+
+SLICES = (
+    Slice.model_validate({"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}}),
+    Slice.model_validate({"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}}),
+)
+CONFIG = ServingConfig(model_name="recommender", model_version="v2", slices=SLICES, host="127.0.0.1")
+
+
+class GatedModel:
+    """A model whose load and warm-up finish only when the test says so."""
+
+    def __init__(self, fail_load: bool = False, fail_warmup: bool = False) -> None:
+        self.fail_load = fail_load
+        self.fail_warmup = fail_warmup
+        self.release_load = asyncio.Event()
+        self.release_warmup = asyncio.Event()
+        self.warmup_inferences = 0
+        self.seen: list[tuple[Mapping[str, Any], RequestContext]] = []
+
+    async def load(self) -> None:
+        await self.release_load.wait()
+        if self.fail_load:
+            raise OSError("model file not found")
+
+    async def warmup(self) -> None:
+        await self.release_warmup.wait()
+        if self.fail_warmup:
+            raise RuntimeError("NaN in warm-up output")
+        for _ in range(3):
+            await self.score({"user_id": "warmup"})
+            self.warmup_inferences += 1
+
+    async def score(self, features: Mapping[str, Any]) -> float:
+        return 0.9 if features.get("user_id") == "high" else 0.42
+
+    async def predict(self, features: Mapping[str, Any], context: RequestContext) -> float:
+        self.seen.append((features, context))
+        if features.get("fail"):
+            raise PredictionError("simulated failure")
+        if features.get("crash"):
+            raise ZeroDivisionError("bug")
+        if features.get("nan"):
+            return float("nan")
+        return await self.score(features)
+
+
+@pytest.fixture
+async def serving() -> AsyncIterator[tuple[GatedModel, TestClient[Any, Any]]]:
+    model = GatedModel()
+    async with TestClient(TestServer(create_app(model, CONFIG), host="127.0.0.1")) as client:
+        yield model, client
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def _ready_status(client: TestClient[Any, Any], path: str = "/ready") -> tuple[int, dict[str, Any]]:
+    response = await client.get(path)
+    return response.status, await response.json()
+
+
+async def _make_ready(model: GatedModel, client: TestClient[Any, Any]) -> None:
+    model.release_load.set()
+    model.release_warmup.set()
+
+    async def ready() -> bool:
+        return (await _ready_status(client))[0] == 200
+
+    await _eventually(ready)
+
+
+async def test_ready_only_after_load_and_warmup(serving: tuple[GatedModel, TestClient[Any, Any]]) -> None:
+    model, client = serving
+    status, body = await _ready_status(client)
+    assert (status, body["state"]) == (503, "loading")
+    assert "loading" in body["reason"]
+    live = await client.get("/live")
+    assert live.status == 200  # liveness does not wait for the model
+
+    model.release_load.set()
+
+    async def warming() -> bool:
+        return bool((await _ready_status(client))[1]["state"] == "warming")
+
+    await _eventually(warming)
+    status, body = await _ready_status(client)
+    assert status == 503
+    assert model.warmup_inferences == 0
+    for _ in range(5):  # it stays not ready while warm-up is pending
+        await asyncio.sleep(0.02)
+        assert (await _ready_status(client))[0] == 503
+
+    model.release_warmup.set()
+
+    async def ready() -> bool:
+        return (await _ready_status(client))[0] == 200
+
+    await _eventually(ready)
+    status, body = await _ready_status(client)
+    assert body == {
+        "ready": True,
+        "state": "ready",
+        "reason": "model loaded and warmed up",
+        "model": "recommender",
+        "version": "v2",
+    }
+    assert model.warmup_inferences == 3
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        (GatedModel(fail_load=True), "model loading failed: OSError: model file not found"),
+        (GatedModel(fail_warmup=True), "model warm-up failed: RuntimeError: NaN in warm-up output"),
+    ],
+)
+async def test_failed_load_or_warmup_keeps_it_not_ready(model: GatedModel, reason: str) -> None:
+    async with TestClient(TestServer(create_app(model, CONFIG), host="127.0.0.1")) as client:
+        model.release_load.set()
+        model.release_warmup.set()
+
+        async def failed() -> bool:
+            return bool((await _ready_status(client))[1]["state"] == "failed")
+
+        await _eventually(failed)
+        await asyncio.sleep(0.1)
+        status, body = await _ready_status(client)
+        assert (status, body["reason"]) == (503, reason)
+        assert (await client.get("/live")).status == 200
+        response = await client.post("/predict", json={})
+        assert response.status == 503
+
+
+async def test_predictions_are_refused_before_the_model_is_ready(
+    serving: tuple[GatedModel, TestClient[Any, Any]],
+) -> None:
+    model, client = serving
+    response = await client.post("/predict", json={"user_id": "u1"}, headers={"x-platform": "ios"})
+    assert response.status == 503
+    assert "model not ready" in (await response.json())["error"]
+    assert model.seen == []
+
+
+async def test_configurable_ready_path() -> None:
+    model = GatedModel()
+    config = ServingConfig(model_name="m", model_version="v1", ready_path="/v2/models/m/ready")
+    async with TestClient(TestServer(create_app(model, config), host="127.0.0.1")) as client:
+        model.release_load.set()
+        model.release_warmup.set()
+
+        async def ready() -> bool:
+            return (await _ready_status(client, "/v2/models/m/ready"))[0] == 200
+
+        await _eventually(ready)
+        assert (await client.get("/ready")).status == 404
+
+
+async def test_predict_returns_score_and_version_and_passes_the_slice(
+    serving: tuple[GatedModel, TestClient[Any, Any]],
+) -> None:
+    model, client = serving
+    await _make_ready(model, client)
+    response = await client.post("/predict", json={"user_id": "high"}, headers={"X-Platform": "android"})
+    assert response.status == 200
+    body = await response.json()
+    assert body["score"] == 0.9
+    assert body["version"] == "v2"
+    assert body["slice"] == "android"
+    features, context = model.seen[-1]
+    assert features == {"user_id": "high"}
+    assert context.slice == "android"
+    assert context.headers["x-platform"] == "android"
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 400),
+        (b"[1, 2]", 400),
+        (json.dumps({"fail": True}).encode(), 500),
+        (json.dumps({"crash": True}).encode(), 500),
+        (json.dumps({"nan": True}).encode(), 500),
+    ],
+)
+async def test_errors_answer_with_status(
+    serving: tuple[GatedModel, TestClient[Any, Any]], body: bytes, status: int
+) -> None:
+    model, client = serving
+    await _make_ready(model, client)
+    response = await client.post("/predict", data=body, headers={"content-type": "application/json"})
+    assert response.status == status
+    assert "error" in await response.json()
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset({"model": "recommender", "version": "v2", **labels}.items())
+
+
+async def test_metrics_have_the_profile_names_and_labels(
+    serving: tuple[GatedModel, TestClient[Any, Any]],
+) -> None:
+    model, client = serving
+    await _make_ready(model, client)
+    for headers, body in [
+        ({"x-platform": "ios"}, {"user_id": "high"}),
+        ({"x-platform": "ios"}, {"user_id": "low"}),
+        ({"x-platform": "android"}, {"fail": True}),
+        ({}, {"user_id": "x"}),
+    ]:
+        await client.post("/predict", json=body, headers=headers)
+    await client.post("/predict", data=b"{", headers={"x-platform": "android"})
+
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(await response.text())
+
+    assert samples[_key("model_requests_total", slice="ios", code="200")] == 2
+    assert samples[_key("model_requests_total", slice="android", code="500")] == 1
+    assert samples[_key("model_requests_total", slice="android", code="400")] == 1
+    assert samples[_key("model_requests_total", slice="default", code="200")] == 1
+    # Series exist from the start for every slice, so a first error is an increase from 0.
+    assert samples[_key("model_requests_total", slice="ios", code="500")] == 0
+    assert samples[_key("model_requests_total", slice="android", code="200")] == 0
+
+    duration_les = {
+        dict(labels)["le"] for name, labels in samples if name == "model_request_duration_seconds_bucket"
+    }
+    assert {float(le) for le in duration_les} == {*DURATION_BUCKETS, float("inf")}
+    assert min(DURATION_BUCKETS) == 0.001
+    assert max(DURATION_BUCKETS) == 10.0
+    assert samples[_key("model_request_duration_seconds_count", slice="android")] == 2  # errors are timed too
+    assert samples[_key("model_request_duration_seconds_count", slice="ios")] == 2
+
+    score_les = sorted(
+        float(dict(labels)["le"]) for name, labels in samples if name == "model_prediction_score_bucket"
+    )
+    assert sorted(set(score_les)) == [*SCORE_BUCKETS, float("inf")]
+    assert tuple(round(0.05 * i, 2) for i in range(1, 21)) == SCORE_BUCKETS
+    # Scores of successful predictions only: 0.42 and 0.9 for ios, none for the failed android requests.
+    assert samples[_key("model_prediction_score_count", slice="ios")] == 2
+    assert samples[_key("model_prediction_score_count", slice="android")] == 0
+    assert samples[_key("model_prediction_score_bucket", slice="ios", le="0.45")] == 1
+    assert samples[_key("model_prediction_score_bucket", slice="ios", le="0.9")] == 2
+    assert samples[_key("model_prediction_score_sum", slice="ios")] == pytest.approx(1.32)
+
+    labels_seen = {
+        frozenset(dict(labels)) - {"le", "code"} for name, labels in samples if name.startswith("model_")
+    }
+    assert labels_seen == {frozenset({"model", "version", "slice"})}
+
+
+async def test_each_app_has_its_own_registry() -> None:
+    first, second = GatedModel(), GatedModel()
+    app_a = create_app(first, CONFIG)
+    app_b = create_app(second, CONFIG)  # same names and labels: would clash in a shared registry
+    async with (
+        TestClient(TestServer(app_a, host="127.0.0.1")) as a,
+        TestClient(TestServer(app_b, host="127.0.0.1")) as b,
+    ):
+        await _make_ready(first, a)
+        await a.post("/predict", json={}, headers={"x-platform": "ios"})
+        samples_a = _samples(await (await a.get("/metrics")).text())
+        samples_b = _samples(await (await b.get("/metrics")).text())
+    assert samples_a[_key("model_requests_total", slice="ios", code="200")] == 1
+    assert samples_b[_key("model_requests_total", slice="ios", code="200")] == 0
+
+
+async def test_readiness_drops_when_the_server_shuts_down() -> None:
+    model = GatedModel()
+    app = create_app(model, CONFIG)
+    server = TestServer(app, host="127.0.0.1")
+    async with TestClient(server) as client:
+        await _make_ready(model, client)
+    assert readiness(app).state.value == "stopping"
+    assert not readiness(app).ready
