@@ -183,11 +183,17 @@ def _prediction(
         if stable_h is None:
             absent.append("stable")
         return inconclusive(guard, _missing(ctx, slice_name, absent), samples=found)
-    value = (
-        distributions.psi(stable_h, canary_h)
-        if guard.metric == "predictionPSI"
-        else distributions.ks(stable_h, canary_h)
-    )
+    if guard.metric == "predictionPSI":
+        # Sample-size-aware PSI: two samples of one distribution still differ by about the noise floor,
+        # (k - 1)(1/Ns + 1/Nc); judging the excess over it makes `max` mean "a shift beyond sampling noise"
+        # at any traffic level, instead of failing small canaries on noise alone.
+        raw = distributions.psi(stable_h, canary_h)
+        floor = distributions.psi_noise_floor(
+            distributions.shared_buckets(stable_h, canary_h), found.stable, found.canary
+        )
+        value = max(0.0, raw - floor) if math.isfinite(raw) and math.isfinite(floor) else math.nan
+    else:
+        value = distributions.ks(stable_h, canary_h)
     verdict = judge_thresholds(
         guard,
         guard.thresholds_for(slice_name),
@@ -197,11 +203,8 @@ def _prediction(
         min_samples=required_samples(ctx.spec.analysis, guard, slice_name),
         comparative=True,
     )
-    if guard.metric == "predictionPSI" and verdict.verdict == "Fail":
-        floor = distributions.psi_noise_floor(
-            distributions.shared_buckets(stable_h, canary_h), found.stable, found.canary
-        )
-        verdict.reason += f" (sampling noise alone gives about {fmt(floor)} at these counts)"
+    if guard.metric == "predictionPSI" and math.isfinite(value):
+        verdict.reason += f" (PSI {fmt(raw)} minus sampling noise {fmt(floor)} at these counts)"
     return verdict
 
 

@@ -34,6 +34,8 @@ ENV_MODEL_NAME = "MODEL_NAME"
 ENV_MODEL_VERSION = "MODEL_VERSION"
 ENV_MODEL_URI = "MODEL_URI"
 ENV_SLICES = "MODELROLLOUT_SLICES"
+ENV_PORT = "MODELROLLOUT_PORT"
+ENV_READY_PATH = "MODELROLLOUT_READY_PATH"
 
 SERVICE_PORT_NAME = "http"
 MAX_NAME = 63
@@ -214,6 +216,9 @@ def _render_pod_template(
             {"name": ENV_MODEL_VERSION, "value": version},
             {"name": ENV_MODEL_URI, "value": uri},
             {"name": ENV_SLICES, "value": slices_env(spec)},
+            # modelrollout.serving listens and reports readiness where the probes look.
+            {"name": ENV_PORT, "value": str(spec.readiness.port)},
+            {"name": ENV_READY_PATH, "value": spec.readiness.model_ready_path},
         ],
     )
     startup, readiness = _model_probes(spec)

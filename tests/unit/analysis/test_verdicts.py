@@ -139,7 +139,7 @@ def test_prediction_shift_fails_psi_and_ks_and_quotes_sampling_noise() -> None:
     assert result.slices["ios"].verdict == "Pass"
     psi, ks = result.slices["android"].guards
     assert psi.verdict == "Fail"
-    assert "sampling noise alone gives about" in psi.reason
+    assert "minus sampling noise 0.006 at these counts" in psi.reason
     assert psi.stable is None
     assert ks.verdict == "Fail"
     assert ks.canary == pytest.approx(0.35)
@@ -298,3 +298,22 @@ def test_property_defective_data_never_passes(
         defective = failed_query or canary_side[0] != "none" or stable_side[0] != "none"
         if defective:
             assert result.slices[slice_name].verdict != "Pass", (slice_name, result.slices[slice_name].guards)
+
+
+def test_psi_judges_the_shift_beyond_sampling_noise_so_small_samples_of_one_distribution_pass() -> None:
+    import random
+
+    spec = make_spec([{"name": "psi", "metric": "predictionPSI", "max": 0.1, "minSamples": 100}], slices=())
+    rng = random.Random(7)
+    bounds = [i / 20 for i in range(1, 20)] + [INF]
+
+    def histogram(n: int) -> dict[float, float]:
+        draws = [rng.betavariate(2, 5) for _ in range(n)]
+        return {b: float(sum(1 for d in draws if d <= b)) for b in bounds}
+
+    scores = buckets({("default", S): histogram(400), ("default", C): histogram(130)})
+    psi = judge(spec, "canary", S, C, {"psi": scores}, NOW).slices["default"].guards[0]
+    # raw PSI of two samples this small sits around 19 x (1/400 + 1/130) = 0.19, above the 0.1 bound
+    assert psi.verdict == "Pass", psi.reason
+    assert psi.canary is not None
+    assert psi.canary < 0.1

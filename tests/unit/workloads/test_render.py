@@ -207,10 +207,14 @@ def test_model_env_on_the_serving_container_only() -> None:
         "MODEL_VERSION",
         "MODEL_URI",
         "MODELROLLOUT_SLICES",
+        "MODELROLLOUT_PORT",
+        "MODELROLLOUT_READY_PATH",
         "LOG_LEVEL",
         "THREADS",
     ]
     env = env_of(server)
+    assert env["MODELROLLOUT_PORT"] == str(server["readinessProbe"]["httpGet"]["port"])
+    assert env["MODELROLLOUT_READY_PATH"] == server["readinessProbe"]["httpGet"]["path"]
     assert env["MODEL_NAME"] == "recommender"
     assert env["MODEL_VERSION"] == "v2.1"
     assert env["MODEL_URI"] == "s3://m/v2.1"
