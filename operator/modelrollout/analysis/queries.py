@@ -116,7 +116,9 @@ def _selectors(spec: ModelRolloutSpec, namespace: str, stable: str, candidate: s
     versions = promql_string(versions_regex(stable, candidate))
     model = promql_string(spec.model.name)
     return _Selectors(
-        modelrollout=f'model="{model}",version=~"{versions}"',
+        # Prometheus' Kubernetes discovery (and PodMonitors) attach `namespace`; without it, the same model
+        # name in two namespaces (staging and production) would be judged on each other's traffic.
+        modelrollout=f'namespace="{promql_string(namespace)}",model="{model}",version=~"{versions}"',
         istio=(
             f'reporter="destination",destination_workload_namespace="{promql_string(namespace)}",'
             f'destination_canonical_service="{model}",destination_version=~"{versions}"'

@@ -150,8 +150,10 @@ class Fleet:
         python: str = sys.executable,
         start_timeout: float = 30.0,
         ready_path: str = DEFAULT_READY_PATH,
+        namespace: str = "default",
     ) -> None:
         self.targets = targets
+        self.namespace = namespace
         self.model = model
         self.slices = list(slices)
         self.behaviours = dict(behaviours)
@@ -237,8 +239,9 @@ class Fleet:
         }
         argv = [self.python, "-m", SERVER_MODULE, "--host", "127.0.0.1", "--port", str(port)]
         argv += ["--parent-pid", str(os.getpid())]
-        process = start(f"fleet-{version}", argv, self.targets.logs / f"fleet-{version}.log", env=env)
-        member = FleetMember(version, env["MODEL_URI"], port, process, target=f"fleet-{self.model}-{version}")
+        ident = f"{self.namespace}-{self.model}-{version}"
+        process = start(f"fleet-{version}", argv, self.targets.logs / f"fleet-{ident}.log", env=env)
+        member = FleetMember(version, env["MODEL_URI"], port, process, target=f"fleet-{ident}")
         with self._lock:
             self._members[version] = member
         if not self._atexit_registered:
@@ -250,7 +253,10 @@ class Fleet:
             self.stop(version)
             raise
         # Only target labels that no fleet metric carries: a clash would rename the metric's label.
-        self.targets.add_scrape_target(member.target, member.endpoint, {"component": "fleet"})
+        # `namespace` as Kubernetes service discovery would attach it to a pod's series.
+        self.targets.add_scrape_target(
+            member.target, member.endpoint, {"component": "fleet", "namespace": self.namespace}
+        )
         log.info("fleet: %s %s serving on %s", self.model, version, member.endpoint)
         return member.endpoint
 

@@ -125,7 +125,7 @@ def exporter(cluster: Cluster) -> Iterator[Exporter]:
     thread.start()
     address = f"127.0.0.1:{server.server_address[1]}"
     sandbox = cluster.require_sandbox()
-    sandbox.add_scrape_target("analysis-exporter", address)
+    sandbox.add_scrape_target("analysis-exporter", address, {"namespace": NAMESPACE})
     try:
         yield Exporter(address, started_wall)
     finally:

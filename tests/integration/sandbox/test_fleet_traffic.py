@@ -234,9 +234,9 @@ def test_fleet_starts_versions_on_demand_and_reports_ready_after_loading(
         # It serves with the operator's slice definitions (MODELROLLOUT_SLICES) and its identity.
         answer = httpx.post(f"http://{endpoint}/predict", json={}, headers={"X-Platform": "android"}).json()
         assert (answer["slice"], answer["version"], answer["model"]) == ("android", "v2", model)
-        target = sandbox.targets_dir / f"fleet-{model}-v2.json"
+        target = sandbox.targets_dir / f"fleet-default-{model}-v2.json"
         assert json.loads(target.read_text())[0]["targets"] == [endpoint]
-        log = sandbox.logs / "fleet-v2.log"
+        log = sandbox.logs / f"fleet-default-{model}-v2.log"
         assert "loading" in log.read_text()
 
         deadline = time.monotonic() + 20
@@ -287,7 +287,9 @@ def test_fleet_servers_exit_when_their_parent_dies(tmp_path: Path) -> None:
         [sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, timeout=60, check=True
     )
     started = json.loads(result.stdout.strip().splitlines()[-1])
-    server = Process("fleet-v1", started["pid"], tmp_path / "fleet-v1.log", started["started"])
+    server = Process(
+        "fleet-v1", started["pid"], tmp_path / "fleet-default-orphan-check-v1.log", started["started"]
+    )
     deadline = time.monotonic() + 10
     while server.alive() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -295,7 +297,7 @@ def test_fleet_servers_exit_when_their_parent_dies(tmp_path: Path) -> None:
     if alive:  # do not leave it behind even when the test fails
         server.stop()
     assert not alive, "the fleet server outlived the process that started it"
-    assert "parent process" in (tmp_path / "fleet-v1.log").read_text()
+    assert "parent process" in (tmp_path / "fleet-default-orphan-check-v1.log").read_text()
 
 
 def test_scenario_manifests_are_accepted_by_the_real_crd(cluster: Cluster, namespace: str) -> None:

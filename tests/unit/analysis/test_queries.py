@@ -68,7 +68,7 @@ def test_custom_guard_without_error_rate_guard_costs_one_extra_count_query() -> 
 
 def test_modelrollout_profile_templates() -> None:
     p = plan(ALL_KINDS)
-    sel = 'model="recommender",version=~"v1\\\\.4|v1\\\\.5"'  # regex-escaped dots, escaped again for PromQL
+    sel = 'namespace="ml",model="recommender",version=~"v1\\\\.4|v1\\\\.5"'  # regex-escaped dots, escaped again for PromQL
     assert p.window == "60s"  # 2 x 30s interval
     assert p.queries["error-rate"].promql == (
         f"sum by (slice, version, code) (increase(model_requests_total{{{sel}}}[60s]))"
