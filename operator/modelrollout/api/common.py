@@ -3,6 +3,10 @@
 Each cross-field invariant is declared once as a `Rule`: its CEL expression goes into the CRD (admission) and
 its Python predicate runs in the pydantic model (`kubectl modelrollout lint`), with the same message, so both
 reject the same manifests with the same words.
+
+The models also read input the way the API server does: a null value means the field is absent (the server
+prunes nulls of non-nullable fields before validating), and spec values must already have the JSON type the
+schema declares (the server refuses "4" for an integer and "yes" for a boolean; pydantic's lax mode would not).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
@@ -36,8 +40,19 @@ def seconds(duration: str) -> float:
     return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION_PART.findall(duration))
 
 
+def without_nulls(data: Any) -> Any:
+    """A mapping without its null values: how the API server reads an object or a map of objects."""
+    if isinstance(data, dict):
+        return {key: value for key, value in data.items() if value is not None}
+    return data
+
+
+NullsPruned = BeforeValidator(without_nulls)
+"""Put on a map field whose values are objects (`Annotated[dict[str, X], NullsPruned]`): a null entry is absent."""
+
+
 class Model(BaseModel):
-    """Base of every API model: camelCase on the wire, unknown fields rejected, validated on assignment."""
+    """Base of every API model: camelCase on the wire, unknown fields rejected, null meaning absent."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -48,9 +63,26 @@ class Model(BaseModel):
         validate_default=False,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        # `shadow: null` is no shadow and `readiness: null` is the default readiness, as in the API server.
+        return without_nulls(data)
+
     def wire(self) -> dict[str, Any]:
         """The object as it appears in Kubernetes: camelCase keys, unset optional fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class SpecModel(Model):
+    """Base of the models a person writes: values must have their declared JSON type, as admission requires.
+
+    Strict mode refuses what admission refuses and pydantic's lax mode would convert: "4" for an integer,
+    "true" or 1 for a boolean, true for a number (an integer is still a number). It also refuses 4.0 for an
+    integer, which the API server takes where no CEL rule reads the field and refuses where one does.
+    """
+
+    model_config = ConfigDict(strict=True)
 
 
 @dataclass(frozen=True)

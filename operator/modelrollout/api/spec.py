@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelrollout.api.common import DnsLabel, Duration, Model, Rule, enforce, rules_schema
+from modelrollout.api.common import DnsLabel, Duration, NullsPruned, Rule, SpecModel, enforce, rules_schema
 
 MAX_SLICES = 32
 MAX_STEPS = 20
@@ -25,6 +25,8 @@ BUILTIN_METRICS = (
     "predictionKS",
 )
 AnalysisPhase = Literal["shadow", "canary"]
+# Visible ASCII only: `\s` would differ between admission (RE2: ASCII spaces) and pydantic (Unicode spaces).
+URL_PATTERN = r"^https?://[!-~]+$"
 
 
 def _all_phases() -> list[AnalysisPhase]:
@@ -37,7 +39,7 @@ def _unique(items: list[Any], key: str) -> bool:
 
 
 # Model and serving schema --------------------------------------------------------------------------------
-class Feature(Model):
+class Feature(SpecModel):
     """One input feature of the model's serving schema."""
 
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -56,7 +58,7 @@ _FEATURES_UNIQUE = Rule(
 )
 
 
-class ServingSchema(Model):
+class ServingSchema(SpecModel):
     """The request schema a model version serves; used to decide whether rolling back is safe."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_FEATURES_UNIQUE))
@@ -74,7 +76,7 @@ class ServingSchema(Model):
         return self
 
 
-class ModelRef(Model):
+class ModelRef(SpecModel):
     """The model and the version to roll out."""
 
     name: DnsLabel
@@ -88,10 +90,10 @@ class ModelRef(Model):
 
 
 # Readiness ------------------------------------------------------------------------------------------------
-class Readiness(Model):
+class Readiness(SpecModel):
     """How the operator knows a replica has loaded its model."""
 
-    model_ready_path: str = Field(default="/ready", pattern=r"^/[^\s]*$", max_length=256)
+    model_ready_path: str = Field(default="/ready", pattern=r"^/[!-~]*$", max_length=256)
     """HTTP path that answers 200 only once the model is loaded and warmed up (default /ready)."""
     port: int = Field(default=8080, ge=1, le=65535)
     """Container port serving the model (default 8080)."""
@@ -104,7 +106,7 @@ class Readiness(Model):
 
 
 # Traffic ---------------------------------------------------------------------------------------------------
-class IstioTraffic(Model):
+class IstioTraffic(SpecModel):
     """The Istio VirtualService the operator writes routes into."""
 
     host: str = Field(min_length=1, max_length=253)
@@ -117,7 +119,7 @@ class IstioTraffic(Model):
     """Destination port on the per-version Services (default: readiness.port)."""
 
 
-class Traffic(Model):
+class Traffic(SpecModel):
     """How traffic is shifted."""
 
     istio: IstioTraffic
@@ -131,7 +133,7 @@ _ONE_MATCH = Rule(
 )
 
 
-class StringMatch(Model):
+class StringMatch(SpecModel):
     """A header value match: exactly one of exact, prefix or regex."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_ONE_MATCH))
@@ -158,12 +160,12 @@ _LOWERCASE_HEADERS = Rule(
 )
 
 
-class SliceMatch(Model):
+class SliceMatch(SpecModel):
     """Which requests belong to a slice: all listed headers must match."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_LOWERCASE_HEADERS))
 
-    headers: dict[str, StringMatch] = Field(min_length=1, max_length=8)
+    headers: Annotated[dict[str, StringMatch], NullsPruned] = Field(min_length=1, max_length=8)
     """Header name (lowercase) to value match."""
 
     @model_validator(mode="after")
@@ -180,7 +182,7 @@ _NOT_DEFAULT = Rule(
 )
 
 
-class Slice(Model):
+class Slice(SpecModel):
     """A user segment that gets its own route, the same canary share and its own verdict."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_NOT_DEFAULT))
@@ -197,7 +199,7 @@ class Slice(Model):
 
 
 # Strategy --------------------------------------------------------------------------------------------------
-class ShadowStrategy(Model):
+class ShadowStrategy(SpecModel):
     """Mirror live traffic to the candidate before any user sees it."""
 
     mirror_percent: float = Field(default=100.0, gt=0, le=100)
@@ -206,7 +208,7 @@ class ShadowStrategy(Model):
     """How long the candidate must pass on mirrored traffic before the canary starts."""
 
 
-class CanaryStep(Model):
+class CanaryStep(SpecModel):
     """One canary step: every slice sends `weight` percent to the candidate for at least `pause`."""
 
     weight: int = Field(ge=1, le=100)
@@ -223,7 +225,7 @@ _ASCENDING = Rule(
 )
 
 
-class CanaryStrategy(Model):
+class CanaryStrategy(SpecModel):
     """The stratified canary."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_ASCENDING))
@@ -237,14 +239,14 @@ class CanaryStrategy(Model):
         return self
 
 
-class Promotion(Model):
+class Promotion(SpecModel):
     """What happens after the last step passes."""
 
     mode: Literal["auto", "manual"] = "auto"
     """auto: promote at once; manual: wait for `kubectl modelrollout promote` (default auto)."""
 
 
-class Strategy(Model):
+class Strategy(SpecModel):
     """Shadow, canary and promotion."""
 
     shadow: ShadowStrategy | None = None
@@ -256,23 +258,23 @@ class Strategy(Model):
 
 
 # Analysis --------------------------------------------------------------------------------------------------
-class PrometheusSource(Model):
+class PrometheusSource(SpecModel):
     """Where metrics are read."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=512)
+    url: str = Field(pattern=URL_PATTERN, max_length=512)
     """Prometheus base URL, e.g. http://prometheus.monitoring:9090."""
     timeout: Duration = "5s"
     """Timeout of each query (default 5s)."""
 
 
-class MetricsSource(Model):
+class MetricsSource(SpecModel):
     """Which metric names the built-in query templates use."""
 
     profile: Literal["modelrollout", "istio"] = "modelrollout"
     """modelrollout: the metrics of modelrollout.serving; istio: Istio's standard metrics with a slice tag."""
 
 
-class Thresholds(Model):
+class Thresholds(SpecModel):
     """Bounds a guard checks; any subset may be set."""
 
     max: float | None = None
@@ -339,7 +341,9 @@ class Guard(Thresholds):
     """Phases in which the guard is judged (default shadow and canary)."""
     min_samples: int | None = Field(default=None, ge=1)
     """Minimum samples per version and slice for this guard (default analysis.minSamples)."""
-    slices: dict[str, SliceOverride] = Field(default_factory=dict, max_length=MAX_SLICES + 1)
+    slices: Annotated[dict[str, SliceOverride], NullsPruned] = Field(
+        default_factory=dict, max_length=MAX_SLICES + 1
+    )
     """Per-slice threshold overrides, keyed by slice name (or 'default')."""
 
     @model_validator(mode="after")
@@ -373,7 +377,7 @@ _GUARDS_UNIQUE = Rule(
 )
 
 
-class Analysis(Model):
+class Analysis(SpecModel):
     """Per-slice judging of the candidate against stable."""
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_GUARDS_UNIQUE))
@@ -404,23 +408,23 @@ class Analysis(Model):
 
 
 # Rollback, gates and the spec ------------------------------------------------------------------------------
-class Webhook(Model):
+class Webhook(SpecModel):
     """An HTTP endpoint the operator POSTs JSON to."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=1024)
+    url: str = Field(pattern=URL_PATTERN, max_length=1024)
     """Endpoint URL."""
     timeout: Duration = "10s"
     """Request timeout (default 10s)."""
 
 
-class Notification(Model):
+class Notification(SpecModel):
     """Where decisions are sent."""
 
     webhook: Webhook
     """POST every decision with its evidence here."""
 
 
-class Rollback(Model):
+class Rollback(SpecModel):
     """What happens around a rollback."""
 
     scale_down_delay: Duration = "10m"
@@ -433,7 +437,7 @@ class Rollback(Model):
     """Decision notifications."""
 
 
-class Gate(Model):
+class Gate(SpecModel):
     """A preflight check that must explicitly allow the rollout before the candidate is deployed."""
 
     name: DnsLabel
@@ -475,7 +479,7 @@ _MIN_READY_FITS = Rule(
 )
 
 
-class ModelRolloutSpec(Model):
+class ModelRolloutSpec(SpecModel):
     """Desired state: the model version to serve and how to get there safely."""
 
     model_config = ConfigDict(

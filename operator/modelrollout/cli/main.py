@@ -71,6 +71,21 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelrollout.sandbox import tools
+    from modelrollout.sandbox.demo import run_demo
+    from modelrollout.sandbox.processes import SandboxError
+    from modelrollout.sandbox.scenario import ScenarioError
+
+    try:
+        return run_demo(Path(args.scenario), keep=args.keep, console=console)
+    except (SandboxError, tools.ToolError, ScenarioError, TimeoutError) as error:
+        console.print(f"[red]demo failed:[/red] {error}")
+        return 1
+
+
 def _crds(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -81,6 +96,34 @@ def _crds(args: argparse.Namespace) -> int:
     (target / "modelrollout.yaml").write_text(crd.render())
     console.print(f"wrote {target / 'modelrollout.yaml'}")
     return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from modelrollout.cli import reference
+
+    text = reference.render()
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if args.check:
+        if not target.is_file() or target.read_text() != text:
+            console.print(f"{target} is stale: run `{reference.COMMAND}`")
+            return 1
+        console.print(f"{target} is up to date")
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    console.print(f"wrote {target}")
+    return 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from modelrollout.cli import kubectl
+
+    return kubectl.main(["lint", *args.files, *(["--strict"] if args.strict else [])])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,9 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("-v", "--verbose", action="store_true")
     operator.set_defaults(func=_operator)
 
+    demo = sub.add_parser("demo", help="run a scenario end to end in the local sandbox")
+    demo.add_argument("--scenario", default="examples/scenarios/healthy.yaml", help="scenario file")
+    demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.set_defaults(func=_demo)
+
     crds = sub.add_parser("crds", help="generate the CRD YAML from the API models")
     crds.add_argument("--output", default="crds")
     crds.set_defaults(func=_crds)
+
+    docs = sub.add_parser("docs", help="generate documentation from the API models")
+    docs.add_argument("kind", choices=["reference"], help="reference: every ModelRollout field")
+    docs.add_argument("--output", help="file to write (default: standard output)")
+    docs.add_argument("--check", action="store_true", help="only check that --output is up to date")
+    docs.set_defaults(func=_docs)
+
+    lint = sub.add_parser(
+        "lint", help="check ModelRollout manifests offline (as `kubectl modelrollout lint`)"
+    )
+    lint.add_argument("files", nargs="+", metavar="FILE")
+    lint.add_argument("--strict", action="store_true", help="fail on warnings too")
+    lint.set_defaults(func=_lint)
     return parser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,14 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         metrics=STATE.config.metrics,
         status_refresh=STATE.config.status_refresh,
     )
+
+
+@kopf.on.login()
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The kubeconfig given on the command line (or $KUBECONFIG) when there is one, else the pod's account."""
+    if STATE.config.kubeconfig or os.environ.get("KUBECONFIG"):
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.login_via_client(**kwargs)
 
 
 @kopf.on.cleanup()

@@ -240,7 +240,11 @@ class Sandbox:
                 f"--secure-port={ports['kube-controller-manager']}",
                 f"--cert-dir={pki / 'controller-manager'}",
                 "--use-service-account-credentials=false",
-                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-route",
+                # Endpoint controllers are off: kwok's loopback pod IPs are invalid endpoint addresses, and nothing
+                # in the sandbox dials Services (the traffic generator routes to local processes itself).
+                "--controllers=*,-node-ipam-controller,-service-lb-controller,-cloud-node-lifecycle-controller,"
+                "-node-route-controller,-endpoints-controller,-endpointslice-controller,"
+                "-endpointslice-mirroring-controller",
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--profiling=false",
@@ -275,6 +279,9 @@ class Sandbox:
                 "--node-ip=127.0.0.1",
                 f"--node-port={ports['kwok']}",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
+                # Without leases kwok's nodes miss the node lifecycle controller's grace period and turn
+                # NotReady (taking every pod's readiness with them) about 45s after the start.
+                "--node-lease-duration-seconds=40",
             ],
             http_ok(f"http://127.0.0.1:{ports['kwok']}/healthz"),
         )
@@ -369,6 +376,18 @@ class Sandbox:
             "wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=30s"
         )
         self.log(f"  {'istio CRDs':<24} {source}")
+
+    def stop_component(self, name: str) -> None:
+        """Stops one running component (to inject a fault); `restart_prometheus` brings Prometheus back."""
+        for process in list(self.processes):
+            if process.name == name:
+                process.stop()
+                self.processes.remove(process)
+
+    def restart_prometheus(self) -> None:
+        """Starts Prometheus again on its port with its data, as after a crash or a rolling restart."""
+        assert self.state is not None
+        self._start_prometheus(self.state.binaries["prometheus"], self.state.ports["prometheus"])
 
     def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
         """Adds (or replaces) a Prometheus scrape target at runtime through file-based service discovery."""

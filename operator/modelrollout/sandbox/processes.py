@@ -94,6 +94,16 @@ class Process:
         # A recycled pid belongs to someone else: the start time tells (cmdline can be empty mid-exec).
         return fields is not None and fields[0] != "Z" and int(fields[19]) == self.started
 
+    def kill(self) -> None:
+        """SIGKILL at once, as a node failure or an OOM kill would: no chance to clean up."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.alive() and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        self._reap()
+
     def stop(self, grace: float = 10.0) -> None:
         if not self.alive():
             self._reap()

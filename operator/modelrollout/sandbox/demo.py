@@ -1,0 +1,422 @@
+"""Runs a scenario end to end in the sandbox: fleet, traffic, operator, the rollout, faults, and the verdict.
+
+`modelrollout demo --scenario FILE` and the e2e tests use the same runner; the tests then look into the
+recorded timeline and traffic counters for what a scenario must (and must never) show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from modelrollout.api import commands
+from modelrollout.api.common import seconds
+from modelrollout.api.crd import render as render_crd
+from modelrollout.kube import Kube
+from modelrollout.sandbox.cluster import Sandbox, SandboxState
+from modelrollout.sandbox.fleet import Fleet
+from modelrollout.sandbox.operator_process import OperatorProcess
+from modelrollout.sandbox.report import write_report
+from modelrollout.sandbox.scenario import Event, Scenario, load_scenario
+from modelrollout.sandbox.trafficgen import TrafficGenerator, TrafficStats
+
+TERMINAL = ("Succeeded", "RolledBack", "Blocked", "Failed")
+VERDICT_STYLE = {"Pass": "green", "Fail": "bold red", "Inconclusive": "yellow"}
+
+
+@dataclass
+class Sample:
+    """One observation of the rollout during the run (the report and the e2e tests read these)."""
+
+    t: float
+    phase: str | None
+    step: int
+    weight: int
+    mirror: float
+    candidate_ready: int
+    status: dict[str, Any]
+
+
+@dataclass
+class DemoResult:
+    scenario: Scenario
+    namespace: str
+    status: dict[str, Any]
+    problems: list[str]
+    timeline: list[Sample]
+    traffic: TrafficStats
+    events: list[tuple[float, str]]
+    report: Path | None
+    operator_starts: int
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class _Fault:
+    event: Event
+    fired_at: float | None = None
+    undone: bool = False
+
+
+@dataclass
+class _Run:
+    kube: Kube
+    namespace: str
+    name: str
+    candidate: str
+    stable: str
+    faults: list[_Fault] = field(default_factory=list)
+    log: list[tuple[float, str]] = field(default_factory=list)
+
+
+class DemoRunner:
+    def __init__(
+        self,
+        scenario: Scenario | Path | str,
+        *,
+        sandbox: Sandbox | None = None,
+        namespace: str | None = None,
+        console: Console | None = None,
+        reports: Path | None = None,
+        live: bool = True,
+        keep: bool = False,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.own_sandbox = sandbox is None
+        self.sandbox = sandbox or Sandbox(".sandbox")
+        self.namespace = namespace or f"demo-{self.scenario.name}"
+        self.console = console or Console(highlight=False)
+        self.reports = reports
+        self.live = live
+        self.keep = keep
+
+    # Entry point -----------------------------------------------------------------------------------------
+    async def run(self) -> DemoResult:
+        say = self.console.print
+        started = time.monotonic()
+        if self.own_sandbox:
+            say(f"[bold]sandbox[/bold]: starting a local control plane and Prometheus in {self.sandbox.root}")
+            self.sandbox.log = lambda line: say(line)
+            await asyncio.to_thread(self.sandbox.up)
+        state = self.sandbox.state
+        assert state is not None, "the sandbox must be up"
+        kube = await Kube.connect(state.kubeconfig)
+        fleet = Fleet.from_scenario(self.sandbox, self.scenario, namespace=self.namespace)
+        # Evidence refreshed every tick: the live view and the report show current guard values.
+        operator = OperatorProcess(
+            Path(state.kubeconfig), self.namespace, self.sandbox.logs, status_refresh="1s"
+        )
+        traffic: TrafficGenerator | None = None
+        try:
+            await self._prepare(state, kube)
+            say(f"[bold]operator[/bold]: starting, watching namespace {self.namespace}")
+            await asyncio.to_thread(operator.start)
+            self.sandbox.add_scrape_target(f"operator-{self.namespace}", operator.metrics_address)
+            run = _Run(
+                kube,
+                self.namespace,
+                str(self.scenario.rollout.metadata.name),
+                self.scenario.candidate_version,
+                self.scenario.stable_version,
+                [_Fault(event) for event in self.scenario.events],
+            )
+            say(f"[bold]fleet[/bold]: starting model server {run.stable} (simulated, on 127.0.0.1)")
+            await fleet.astart(run.stable)
+            say(
+                f"[bold]rollout[/bold]: applying {run.name} at {run.stable} (the first version becomes stable)"
+            )
+            await self._apply(kube, self.scenario.manifest(self.namespace, state.prometheus))
+            await self._wait_stable(kube, run, within=90)
+            traffic = self._traffic(kube, fleet, run)
+            await traffic.start()
+            say(f"[bold]traffic[/bold]: {self._rates()} following the live VirtualService")
+            await asyncio.sleep(3)  # stable's own baseline in the window before the candidate appears
+            await fleet.astart(run.candidate)
+            say(f"[bold]rollout[/bold]: {run.stable} -> {run.candidate}: applying the new version")
+            await self._apply(kube, self.scenario.updated_manifest(self.namespace, state.prometheus))
+            generation = int(
+                (await kube.get_rollout(self.namespace, run.name) or {})["metadata"]["generation"]
+            )
+            timeline, status = await self._follow(run, operator, fleet, generation)
+            problems = self.scenario.expect.failures(status)
+            if not timeline or timeline[-1].phase not in TERMINAL:
+                problems.insert(0, f"did not finish within {self.scenario.timeout}")
+            report = write_report(self._report_dir(), self.scenario, self.namespace, timeline, run.log)
+            result = DemoResult(
+                scenario=self.scenario,
+                namespace=self.namespace,
+                status=status,
+                problems=problems,
+                timeline=timeline,
+                traffic=traffic.stats,
+                events=run.log,
+                report=report,
+                operator_starts=operator.starts,
+                elapsed=time.monotonic() - started,
+            )
+            self._summary(result)
+            return result
+        finally:
+            if traffic is not None:
+                await traffic.stop()
+            fleet.stop_all()
+            operator.stop()
+            self.sandbox.remove_scrape_target(f"operator-{self.namespace}")
+            await kube.close()
+            if self.own_sandbox and not self.keep:
+                say("[bold]sandbox[/bold]: tearing down")
+                await asyncio.to_thread(self.sandbox.down)
+
+    # Steps -------------------------------------------------------------------------------------------------
+    async def _prepare(self, state: SandboxState, kube: Kube) -> None:
+        self.sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render_crd())
+        self.sandbox.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+        if self.sandbox.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
+            self.sandbox.kubectl("create", "namespace", self.namespace)
+
+    async def _apply(self, kube: Kube, manifest: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.sandbox.kubectl, "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+
+    async def _wait_stable(self, kube: Kube, run: _Run, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            body = await kube.get_rollout(run.namespace, run.name) or {}
+            status = body.get("status") or {}
+            if status.get("phase") == "Succeeded" and status.get("stableVersion") == run.stable:
+                return
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"{run.name} did not make {run.stable} stable within {within:.0f}s")
+
+    def _traffic(self, kube: Kube, fleet: Fleet, run: _Run) -> TrafficGenerator:
+        vs_name = self.scenario.rollout.spec.traffic.istio.virtual_service
+        versions: dict[str, str] = {}
+
+        async def provider() -> dict[str, Any] | None:
+            return await kube.get_virtual_service(run.namespace, vs_name)
+
+        async def resolve(host: str) -> str | None:
+            service = host.split(".", 1)[0]
+            if service not in versions:
+                versions.update(await kube.service_versions(run.namespace, run.name))
+            return versions.get(service)
+
+        traffic = self.scenario.traffic
+        return TrafficGenerator(
+            self.scenario.slice_loads(),
+            provider,
+            resolve,
+            fleet.endpoint,
+            seed=7,
+            arrival=traffic.arrival,
+            concurrency=traffic.concurrency,
+        )
+
+    async def _follow(
+        self, run: _Run, operator: OperatorProcess, fleet: Fleet, generation: int
+    ) -> tuple[list[Sample], dict[str, Any]]:
+        timeline: list[Sample] = []
+        began = time.monotonic()
+        deadline = began + seconds(self.scenario.timeout)
+        status: dict[str, Any] = {}
+        display = Live(console=self.console, refresh_per_second=4, transient=False) if self.live else None
+        if display is not None:
+            display.start()
+        try:
+            while time.monotonic() < deadline:
+                elapsed = time.monotonic() - began
+                body = await run.kube.get_rollout(run.namespace, run.name) or {}
+                status = body.get("status") or {}
+                ready = await self._candidate_ready(run)
+                timeline.append(
+                    Sample(
+                        t=elapsed,
+                        phase=status.get("phase"),
+                        step=int(status.get("step") or 0),
+                        weight=int(status.get("canaryWeight") or 0),
+                        mirror=float(status.get("mirrorPercent") or 0.0),
+                        candidate_ready=ready,
+                        status=status,
+                    )
+                )
+                await self._faults(run, operator, fleet, elapsed, status)
+                if display is not None:
+                    display.update(self._view(run, status, elapsed))
+                finished = (
+                    int(status.get("observedGeneration") or 0) >= generation
+                    and status.get("phase") in TERMINAL
+                )
+                pending = [
+                    f for f in run.faults if f.fired_at is not None and not f.undone and f.event.duration
+                ]
+                if finished and not pending:
+                    break
+                await asyncio.sleep(0.5)
+        finally:
+            if display is not None:
+                display.stop()
+        return timeline, status
+
+    async def _candidate_ready(self, run: _Run) -> int:
+        for item in await run.kube.list_deployments(run.namespace, run.name):
+            labels = item["metadata"].get("labels") or {}
+            if labels.get("modelrollout.io/version") == run.candidate:
+                return int((item.get("status") or {}).get("readyReplicas") or 0)
+        return 0
+
+    # Faults and operations -------------------------------------------------------------------------------
+    async def _faults(
+        self, run: _Run, operator: OperatorProcess, fleet: Fleet, elapsed: float, status: dict[str, Any]
+    ) -> None:
+        for fault in run.faults:
+            event = fault.event
+            if fault.fired_at is None and event.due(elapsed, status):
+                fault.fired_at = elapsed
+                await self._act(run, operator, fleet, event, undo=False)
+                run.log.append((elapsed, self._describe(event, status)))
+                if event.action == "restart-operator":
+                    fault.undone = True
+            elif (
+                fault.fired_at is not None
+                and not fault.undone
+                and event.duration is not None
+                and elapsed >= fault.fired_at + seconds(event.duration)
+            ):
+                fault.undone = True
+                await self._act(run, operator, fleet, event, undo=True)
+                run.log.append((elapsed, f"{event.action} over: started again"))
+
+    def _describe(self, event: Event, status: dict[str, Any]) -> str:
+        where = f"phase {status.get('phase')} step {status.get('step', 0)} weight {status.get('canaryWeight', 0)}%"
+        lasting = f" for {event.duration}" if event.duration else ""
+        return f"{event.action}{lasting} at {where}"
+
+    async def _act(
+        self, run: _Run, operator: OperatorProcess, fleet: Fleet, event: Event, *, undo: bool
+    ) -> None:
+        action = event.action
+        if action == "stop-prometheus":
+            if undo:
+                await asyncio.to_thread(self.sandbox.restart_prometheus)
+            else:
+                await asyncio.to_thread(self.sandbox.stop_component, "prometheus")
+        elif action in ("stop-operator", "restart-operator"):
+            if undo:
+                await asyncio.to_thread(operator.start)
+            else:
+                await asyncio.to_thread(operator.kill)
+                if action == "restart-operator":
+                    await asyncio.to_thread(operator.start)
+        elif action == "stop-fleet-version":
+            version = {"stable": run.stable, "candidate": run.candidate}.get(
+                event.version or "", event.version or ""
+            )
+            if undo:
+                await fleet.astart(version)
+            else:
+                await fleet.astop(version)
+        else:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+            requests: dict[str, dict[str, str | None]] = {
+                "pause": {commands.PAUSED: "true"},
+                "resume": {commands.PAUSED: None},
+                "promote": {commands.PROMOTE: stamp},
+                "abort": {commands.ABORT: stamp},
+            }
+            annotations = requests[action]
+            await run.kube.patch_rollout(run.namespace, run.name, {"metadata": {"annotations": annotations}})
+
+    # Output ------------------------------------------------------------------------------------------------
+    def _rates(self) -> str:
+        return ", ".join(f"{load.name} {load.rate:g}/s" for load in self.scenario.slice_loads())
+
+    def _view(self, run: _Run, status: dict[str, Any], elapsed: float) -> Group:
+        phase = status.get("phase") or "-"
+        steps = len(self.scenario.rollout.spec.strategy.canary.steps)
+        head = Text.assemble(
+            (f"{self.scenario.name}  ", "bold"),
+            (f"{elapsed:5.1f}s  ", "dim"),
+            (f"{phase}", "bold cyan"),
+            f"  step {status.get('step', 0)}/{steps}  weight {status.get('canaryWeight', 0)}%"
+            f"  mirror {status.get('mirrorPercent', 0):g}%  {status.get('stableVersion')} -> {run.candidate}",
+        )
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in ("slice", "weight", "verdict", "samples s/c", "guards (canary vs stable | bound)"):
+            table.add_column(column)
+        for item in status.get("slices") or []:
+            verdict = item.get("verdict") or "-"
+            guards = []
+            for guard in item.get("guards") or []:
+                style = VERDICT_STYLE.get(guard.get("verdict", ""), "")
+                guards.append(
+                    Text(
+                        f"{guard['name']} {_num(guard.get('canary'))} vs {_num(guard.get('stable'))}"
+                        f" | {_num(guard.get('threshold'))}  ",
+                        style=style,
+                    )
+                )
+            samples = item.get("samples") or {}
+            table.add_row(
+                item["name"],
+                f"{item.get('canaryWeight', 0)}%",
+                Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
+                f"{samples.get('stable', 0)}/{samples.get('canary', 0)}",
+                Text.assemble(*guards) if guards else Text("-"),
+            )
+        message = Text(str(status.get("message") or ""), style="italic")
+        events = [Text(f"  {t:5.1f}s {what}", style="magenta") for t, what in run.log[-3:]]
+        return Group(head, table, message, *events)
+
+    def _summary(self, result: DemoResult) -> None:
+        say = self.console.print
+        status = result.status
+        say()
+        say(
+            f"[bold]outcome[/bold]: {status.get('phase')} (stable {status.get('stableVersion')}) in {result.elapsed:.0f}s"
+        )
+        say(f"[bold]decision[/bold]: {status.get('message')}")
+        history = status.get("history") or []
+        for decision in history[-8:]:
+            say(f"  {decision.get('time', '')[11:19]} {decision.get('reason'):<18} {decision.get('message')}")
+            for evidence in decision.get("evidence") or []:
+                say(f"      evidence: {evidence.get('name')}: {evidence.get('reason')}")
+        served = result.traffic.total(version=result.scenario.candidate_version, kind="served")
+        mirrored = result.traffic.total(version=result.scenario.candidate_version, kind="mirrored")
+        say(f"[bold]traffic[/bold]: candidate served {served} user requests and received {mirrored} mirrored")
+        if result.report is not None:
+            say(f"[bold]report[/bold]: {result.report}")
+        if result.ok:
+            say(f"[bold green]as expected[/bold green]: {result.scenario.expect.phase}")
+        else:
+            for problem in result.problems:
+                say(f"[bold red]unexpected[/bold red]: {problem}")
+
+    def _report_dir(self) -> Path:
+        return self.reports or (self.sandbox.root / "reports")
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    number = float(value)
+    return f"{number:.3g}"
+
+
+def run_demo(scenario: Path, keep: bool = False, console: Console | None = None) -> int:
+    """`modelrollout demo`: exit 0 exactly when the outcome matches the scenario's expectation."""
+    runner = DemoRunner(scenario, console=console, keep=keep)
+    result = asyncio.run(runner.run())
+    return 0 if result.ok else 1

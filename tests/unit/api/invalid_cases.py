@@ -1,0 +1,446 @@
+"""A catalogue of ModelRollout specs the API must refuse, each with the field it must name.
+
+Every case is one small edit of `VALID`, so a case fails for exactly one reason. The same catalogue is sent to
+the real API server (tests/integration/api) and to `lint_spec` (tests/unit/api): both must refuse every case
+and name the same field, so `kubectl modelrollout lint` and `kubectl apply` never disagree.
+
+`path` is written exactly as the API server reports it. List items are `[0]`; map keys depend on which check
+fired: schema errors write `.key` (`spec.slices[1].match.headers.x-user.regex`), CEL rules on a map value write
+`[key]` (`spec.slices[0].match.headers[x-platform]`). `lint_spec` always writes `.key`; `lint_path` converts.
+
+Unknown fields are special. The API server prunes them unless the request asks `fieldValidation=Strict`
+(kubectl sends Strict by default; the Python client sends nothing, which the server treats as Warn: the field
+is dropped with a warning and the object is accepted). Under Strict the server answers 400 BadRequest
+("strict decoding error: unknown field ...") before schema validation, not 422 Invalid.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+DELETE: Final = object()  # a change that removes the field instead of setting it
+
+VALID: Final[dict[str, Any]] = {
+    "model": {
+        "name": "recommender",
+        "version": "v42",
+        "uri": "s3://models/recommender/v42",
+        "schema": {
+            "version": 4,
+            "features": [{"name": "user_id", "type": "string"}, {"name": "embedding", "type": "float[]"}],
+        },
+    },
+    "template": {"spec": {"containers": [{"name": "server", "image": "ghcr.io/example/recommender:2.3.1"}]}},
+    "replicas": 4,
+    "readiness": {"modelReadyPath": "/v2/models/recommender/ready", "port": 8080, "minReadyReplicas": 2},
+    "traffic": {"istio": {"host": "recommender.ml.svc.cluster.local", "virtualService": "recommender"}},
+    "slices": [
+        {"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}},
+        {"name": "beta", "match": {"headers": {"x-user": {"prefix": "beta-"}}}},
+    ],
+    "strategy": {
+        "shadow": {"mirrorPercent": 50, "duration": "5m"},
+        "canary": {"steps": [{"weight": 5, "pause": "2m"}, {"weight": 50, "pause": "5m"}]},
+    },
+    "analysis": {
+        "prometheus": {"url": "http://prometheus.monitoring:9090"},
+        "guards": [
+            {"name": "errors", "metric": "errorRate", "max": 0.05, "slices": {"android": {"max": 0.08}}},
+            {"name": "p99", "metric": "latencyP99", "maxRatioToStable": 1.2},
+        ],
+    },
+    "rollback": {"notify": [{"webhook": {"url": "https://hooks.example.com/mlops"}}]},
+    "gates": [{"name": "leakage-report", "webhook": {"url": "https://gates.example.com/leakage"}}],
+}
+
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+
+
+def _assign(spec: dict[str, Any], where: str, value: Any) -> None:
+    """Sets (or, with DELETE, removes) the field at a dotted path such as `strategy.canary.steps[0].weight`."""
+    keys: list[str | int] = [
+        int(index) if index else name for name, index in _STEP.findall(where) if name or index
+    ]
+    parent: Any = spec
+    for key in keys[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[keys[-1]]
+    else:
+        parent[keys[-1]] = copy.deepcopy(value)
+
+
+def edited(*changes: tuple[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(VALID)
+    for where, value in changes:
+        _assign(spec, where, value)
+    return spec
+
+
+def lint_path(path: str) -> str:
+    """The admission path as `lint_spec` writes it: map keys `[key]` become `.key`, list indexes stay."""
+    return re.sub(r"\[(?!\d+\])([^\]]+)\]", r".\1", path)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """One spec both admission and the models must refuse."""
+
+    id: str
+    spec: dict[str, Any]
+    path: str
+    """Field the error must name, as the API server writes it."""
+    rule: str | None = None
+    """For cross-field rules: the message admission (CEL) and the model (Python check) both give."""
+    status: int = 422
+    """HTTP status of the API server's refusal: 422 Invalid, or 400 for unknown fields under Strict."""
+
+
+def _slices(count: int) -> list[dict[str, Any]]:
+    return [{"name": f"s{i}", "match": {"headers": {"x-shard": {"exact": str(i)}}}} for i in range(count)]
+
+
+ASCEND = "step weights must strictly ascend"
+ONE_MATCH = "exactly one of exact, prefix or regex must be set"
+GUARD = "analysis.guards"
+
+CASES: Final[list[Invalid]] = [
+    # Canary steps
+    Invalid(
+        "steps-descending",
+        edited(("strategy.canary.steps", [{"weight": 50}, {"weight": 5}])),
+        "spec.strategy.canary.steps",
+        ASCEND,
+    ),
+    Invalid(
+        "steps-repeated-weight",
+        edited(("strategy.canary.steps", [{"weight": 5}, {"weight": 5}, {"weight": 50}])),
+        "spec.strategy.canary.steps",
+        ASCEND,
+    ),
+    Invalid(
+        "step-weight-over-100",
+        edited(("strategy.canary.steps[1].weight", 101)),
+        "spec.strategy.canary.steps[1].weight",
+    ),
+    Invalid(
+        "step-weight-zero",
+        edited(("strategy.canary.steps[0].weight", 0)),
+        "spec.strategy.canary.steps[0].weight",
+    ),
+    Invalid(
+        "step-weight-quoted",
+        edited(("strategy.canary.steps[0].weight", "5")),
+        "spec.strategy.canary.steps[0].weight",
+    ),
+    Invalid("steps-empty", edited(("strategy.canary.steps", [])), "spec.strategy.canary.steps"),
+    Invalid(
+        "steps-too-many",
+        edited(("strategy.canary.steps", [{"weight": w} for w in range(1, 22)])),
+        "spec.strategy.canary.steps",
+    ),
+    Invalid(
+        "step-pause-in-words",
+        edited(("strategy.canary.steps[0].pause", "5 minutes")),
+        "spec.strategy.canary.steps[0].pause",
+    ),
+    Invalid("canary-missing", edited(("strategy.canary", DELETE)), "spec.strategy.canary"),
+    Invalid(
+        "promotion-mode-unknown",
+        edited(("strategy.promotion", {"mode": "automatic"})),
+        "spec.strategy.promotion.mode",
+    ),
+    # Shadow
+    Invalid(
+        "mirror-percent-over-100",
+        edited(("strategy.shadow.mirrorPercent", 150)),
+        "spec.strategy.shadow.mirrorPercent",
+    ),
+    Invalid(
+        "mirror-percent-zero",
+        edited(("strategy.shadow.mirrorPercent", 0)),
+        "spec.strategy.shadow.mirrorPercent",
+    ),
+    Invalid(
+        "shadow-duration-unitless",
+        edited(("strategy.shadow.duration", "10")),
+        "spec.strategy.shadow.duration",
+    ),
+    Invalid(
+        "shadow-duration-missing",
+        edited(("strategy.shadow.duration", DELETE)),
+        "spec.strategy.shadow.duration",
+    ),
+    # Durations elsewhere
+    Invalid("interval-in-days", edited(("analysis.interval", "1d")), "spec.analysis.interval"),
+    Invalid("window-trailing-number", edited(("analysis.window", "1m30")), "spec.analysis.window"),
+    Invalid("load-timeout-negative", edited(("readiness.loadTimeout", "-5m")), "spec.readiness.loadTimeout"),
+    Invalid(
+        "scale-down-delay-empty", edited(("rollback.scaleDownDelay", "")), "spec.rollback.scaleDownDelay"
+    ),
+    # Slices
+    Invalid(
+        "slice-names-duplicate",
+        edited(("slices[1].name", "android")),
+        "spec.slices",
+        "slice names must be unique",
+    ),
+    Invalid("slice-name-not-dns", edited(("slices[0].name", "Android_EU")), "spec.slices[0].name"),
+    Invalid("slice-name-too-long", edited(("slices[0].name", "a" * 64)), "spec.slices[0].name"),
+    Invalid(
+        "slice-named-default",
+        edited(("slices[0].name", "default"), ("analysis.guards[0].slices", DELETE)),
+        "spec.slices[0].name",
+        "'default' is the implicit slice of unmatched traffic and cannot be declared",
+    ),
+    Invalid(
+        "slices-too-many",
+        edited(("slices", _slices(33)), ("analysis.guards[0].slices", DELETE)),
+        "spec.slices",
+    ),
+    Invalid("slice-without-match", edited(("slices[0].match", DELETE)), "spec.slices[0].match"),
+    Invalid(
+        "header-name-uppercase",
+        edited(("slices[0].match.headers", {"X-Platform": {"exact": "android"}})),
+        "spec.slices[0].match.headers",
+        "header names must be lowercase (letters, digits, '-' and '_'), as Istio compares them",
+    ),
+    Invalid(
+        "header-exact-and-regex",
+        edited(("slices[0].match.headers.x-platform", {"exact": "android", "regex": "android.*"})),
+        "spec.slices[0].match.headers[x-platform]",
+        ONE_MATCH,
+    ),
+    Invalid(
+        "header-no-operator",
+        edited(("slices[0].match.headers.x-platform", {})),
+        "spec.slices[0].match.headers[x-platform]",
+        ONE_MATCH,
+    ),
+    Invalid("headers-empty", edited(("slices[0].match.headers", {})), "spec.slices[0].match.headers"),
+    Invalid(
+        "headers-too-many",
+        edited(("slices[0].match.headers", {f"x-h{i}": {"exact": "1"} for i in range(9)})),
+        "spec.slices[0].match.headers",
+    ),
+    Invalid(
+        "header-regex-empty",
+        edited(("slices[1].match.headers.x-user", {"regex": ""})),
+        "spec.slices[1].match.headers.x-user.regex",
+    ),
+    # Guards
+    Invalid(
+        "metric-unknown-without-query",
+        edited(("analysis.guards[1].metric", "latencyP999")),
+        "spec.analysis.guards[1].metric",
+        "metric must be one of errorRate, latencyP50, latencyP90, latencyP95, latencyP99, latencyMean, "
+        "predictionPSI, predictionKS, or the guard must give a custom query",
+    ),
+    Invalid(
+        "guard-without-threshold",
+        edited(("analysis.guards[1].maxRatioToStable", DELETE)),
+        "spec.analysis.guards[1]",
+        "a guard needs at least one threshold: max, min, maxRatioToStable or maxDeltaToStable",
+    ),
+    Invalid(
+        "guard-names-duplicate",
+        edited(("analysis.guards[1].name", "errors")),
+        "spec.analysis.guards",
+        "guard names must be unique",
+    ),
+    Invalid(
+        "sequential-on-latency",
+        edited(("analysis.guards[1].test", "sequential")),
+        "spec.analysis.guards[1].test",
+        "test: sequential applies to the built-in errorRate metric (it needs request and error counts)",
+    ),
+    Invalid(
+        "sequential-with-custom-query",
+        edited(
+            ("analysis.guards[0].test", "sequential"),
+            (
+                "analysis.guards[0].query",
+                'sum by (slice, version) (rate(errors_total{model="{model}"}[{window}]))',
+            ),
+        ),
+        "spec.analysis.guards[0].test",
+        "test: sequential applies to the built-in errorRate metric (it needs request and error counts)",
+    ),
+    Invalid("guards-empty", edited(("analysis.guards", [])), "spec.analysis.guards"),
+    Invalid(
+        "guard-ratio-zero",
+        edited(("analysis.guards[1].maxRatioToStable", 0)),
+        "spec.analysis.guards[1].maxRatioToStable",
+    ),
+    Invalid(
+        "guard-failure-limit-zero",
+        edited(("analysis.guards[0].failureLimit", 0)),
+        "spec.analysis.guards[0].failureLimit",
+    ),
+    Invalid(
+        "guard-phases-empty", edited(("analysis.guards[0].phases", [])), "spec.analysis.guards[0].phases"
+    ),
+    Invalid(
+        "guard-phase-unknown",
+        edited(("analysis.guards[0].phases", ["promotion"])),
+        "spec.analysis.guards[0].phases[0]",
+    ),
+    Invalid(
+        "guard-immediate-as-word",
+        edited(("analysis.guards[0].immediate", "yes")),
+        "spec.analysis.guards[0].immediate",
+    ),
+    Invalid("guard-max-as-boolean", edited(("analysis.guards[0].max", True)), "spec.analysis.guards[0].max"),
+    Invalid(
+        "override-undeclared-slice",
+        edited(("analysis.guards[0].slices", {"ios": {"max": 0.1}})),
+        "spec.analysis.guards",
+        "guard slice overrides must name a declared slice or 'default'",
+    ),
+    Invalid(
+        "override-negative-delta",
+        edited(("analysis.guards[0].slices.android", {"maxDeltaToStable": -0.01})),
+        "spec.analysis.guards[0].slices.android.maxDeltaToStable",
+    ),
+    # Analysis settings
+    Invalid(
+        "prometheus-url-without-scheme",
+        edited(("analysis.prometheus.url", "prometheus.monitoring:9090")),
+        "spec.analysis.prometheus.url",
+    ),
+    Invalid(
+        "prometheus-url-unicode-space",
+        edited(("analysis.prometheus.url", "http://prometheus.monitoring:9090\u00a0")),
+        "spec.analysis.prometheus.url",
+    ),
+    Invalid(
+        "on-inconclusive-unknown",
+        edited(("analysis.onInconclusive", "ignore")),
+        "spec.analysis.onInconclusive",
+    ),
+    Invalid("alpha-too-large", edited(("analysis.alpha", 0.5)), "spec.analysis.alpha"),
+    Invalid("alpha-zero", edited(("analysis.alpha", 0)), "spec.analysis.alpha"),
+    Invalid("min-samples-zero", edited(("analysis.minSamples", 0)), "spec.analysis.minSamples"),
+    Invalid(
+        "metrics-profile-unknown",
+        edited(("analysis.metrics", {"profile": "datadog"})),
+        "spec.analysis.metrics.profile",
+    ),
+    # Replicas and readiness
+    Invalid("replicas-negative", edited(("replicas", -1)), "spec.replicas"),
+    Invalid("replicas-zero", edited(("replicas", 0)), "spec.replicas"),
+    Invalid("replicas-quoted", edited(("replicas", "4")), "spec.replicas"),
+    Invalid(
+        "min-ready-above-replicas",
+        edited(("readiness.minReadyReplicas", 5)),
+        "spec.readiness.minReadyReplicas",
+        "readiness.minReadyReplicas cannot exceed replicas",
+    ),
+    Invalid("min-ready-zero", edited(("readiness.minReadyReplicas", 0)), "spec.readiness.minReadyReplicas"),
+    Invalid("readiness-port-out-of-range", edited(("readiness.port", 70000)), "spec.readiness.port"),
+    Invalid(
+        "ready-path-relative", edited(("readiness.modelReadyPath", "ready")), "spec.readiness.modelReadyPath"
+    ),
+    # Model and serving schema
+    Invalid("version-missing", edited(("model.version", DELETE)), "spec.model.version"),
+    Invalid("version-uppercase", edited(("model.version", "V42")), "spec.model.version"),
+    Invalid("version-as-number", edited(("model.version", 42)), "spec.model.version"),
+    Invalid("model-name-not-dns", edited(("model.name", "Recommender")), "spec.model.name"),
+    Invalid(
+        "features-duplicate",
+        edited(("model.schema.features[1].name", "user_id")),
+        "spec.model.schema.features",
+        "feature names must be unique",
+    ),
+    Invalid(
+        "extra-features-unknown",
+        edited(("model.schema.extraFeatures", "drop")),
+        "spec.model.schema.extraFeatures",
+    ),
+    Invalid(
+        "feature-type-unknown",
+        edited(("model.schema.features[1].type", "double")),
+        "spec.model.schema.features[1].type",
+    ),
+    Invalid(
+        "feature-name-leading-digit",
+        edited(("model.schema.features[0].name", "1st_seen")),
+        "spec.model.schema.features[0].name",
+    ),
+    Invalid("schema-version-negative", edited(("model.schema.version", -1)), "spec.model.schema.version"),
+    # Template and traffic
+    Invalid("template-missing", edited(("template", DELETE)), "spec.template"),
+    Invalid(
+        "template-not-an-object", edited(("template", "ghcr.io/example/recommender:2.3.1")), "spec.template"
+    ),
+    Invalid("traffic-missing", edited(("traffic", DELETE)), "spec.traffic"),
+    Invalid(
+        "virtual-service-not-dns",
+        edited(("traffic.istio.virtualService", "Recommender_VS")),
+        "spec.traffic.istio.virtualService",
+    ),
+    # Gates, notifications, rollback
+    Invalid(
+        "gate-names-duplicate",
+        edited(("gates", [VALID["gates"][0], VALID["gates"][0]])),
+        "spec.gates",
+        "gate names must be unique",
+    ),
+    Invalid(
+        "gate-url-ftp",
+        edited(("gates[0].webhook.url", "ftp://gates.example.com/leakage")),
+        "spec.gates[0].webhook.url",
+    ),
+    Invalid(
+        "notify-url-missing",
+        edited(("rollback.notify[0].webhook", {})),
+        "spec.rollback.notify[0].webhook.url",
+    ),
+    Invalid(
+        "rollback-safety-unknown",
+        edited(("rollback.rollbackSafety", "ignore")),
+        "spec.rollback.rollbackSafety",
+    ),
+    # Unknown fields (refused with fieldValidation=Strict; see the module docstring)
+    Invalid("unknown-field-under-spec", edited(("replica", 3)), "spec.replica", status=400),
+    Invalid(
+        "unknown-field-in-guard",
+        edited(("analysis.guards[0].threshold", 0.05)),
+        "spec.analysis.guards[0].threshold",
+        status=400,
+    ),
+]
+
+
+# Specs both sides must accept: corners where a lax or a literal reading would refuse them.
+EDGES: Final[dict[str, dict[str, Any]]] = {
+    # The API server prunes nulls of non-nullable fields (and null map values) before it validates.
+    "nulls-mean-absent": edited(
+        ("strategy.shadow", None),
+        ("readiness", None),
+        ("gates", None),
+        ("analysis.window", None),
+        ("analysis.guards[0].slices.android", None),
+        ("slices[0].match.headers.x-region", None),
+    ),
+    "integers-for-numbers": edited(("analysis.guards[0].max", 1), ("strategy.shadow.mirrorPercent", 100)),
+    "empty-exact-value": edited(("slices[0].match.headers.x-platform", {"exact": ""})),
+    "override-for-default": edited(("analysis.guards[1].slices", {"default": {"maxRatioToStable": 1.5}})),
+    "compound-durations": edited(
+        ("strategy.shadow.duration", "1h30m"),
+        ("strategy.canary.steps[0].pause", "90s"),
+        ("analysis.interval", "500ms"),
+        ("analysis.window", "1.5m"),
+    ),
+    "custom-metric-with-query": edited(
+        ("analysis.guards[1]", {"name": "empty", "metric": "emptyResults", "query": "vector(0)", "max": 0.1}),
+    ),
+    "sequential-on-errors": edited(("analysis.guards[0].test", "sequential")),
+    "last-step-full-weight": edited(("strategy.canary.steps[1].weight", 100)),
+    "no-slices": edited(("slices", []), ("analysis.guards[0].slices", DELETE)),
+    "thirty-two-slices": edited(("slices", _slices(32)), ("analysis.guards[0].slices", DELETE)),
+    "min-ready-equals-replicas": edited(("readiness.minReadyReplicas", 4)),
+}

@@ -1,0 +1,189 @@
+"""Hypothesis strategies that draw valid ModelRollout specs as the JSON a user would send.
+
+Every invariant of the API is respected by construction: DNS-label names, lowercase header names, one match
+operator per header, strictly ascending weights, guards with a threshold, overrides only on declared slices,
+sequential tests only on the built-in errorRate, minReadyReplicas within replicas, unique names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+from modelrollout.api.spec import BUILTIN_METRICS, MAX_STEPS
+
+Draw = st.DrawFn
+
+NAME = st.from_regex(r"[a-z]([-a-z0-9]{0,12}[a-z0-9])?", fullmatch=True).filter(lambda n: n != "default")
+HEADER = st.from_regex(r"[a-z0-9]([-a-z0-9_]{0,14}[a-z0-9])?", fullmatch=True)
+VERSION = st.from_regex(r"[a-z0-9]([-a-z0-9.]{0,14}[a-z0-9])?", fullmatch=True)
+# Header values are free text (no pattern on either side), Unicode included.
+TEXT = st.text(st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), max_size=24)
+REGEX = st.sampled_from(["^ios-.*", "Mozilla/5\\.0 .*", "[0-9]{2,4}", "(na|eu)-(west|east)", ".+"])
+NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+POSITIVE = st.floats(min_value=0, max_value=100, exclude_min=True, allow_nan=False)
+FEATURE_TYPE = st.sampled_from(["string", "int", "float", "bool", "bytes", "string[]", "int[]", "float[]"])
+
+
+@st.composite
+def durations(draw: Draw) -> str:
+    parts = draw(st.lists(st.sampled_from(["h", "m", "s", "ms"]), min_size=1, max_size=3))
+    out = ""
+    for unit in parts:
+        whole = draw(st.integers(0, 120))
+        fraction = draw(st.none() | st.integers(0, 99))
+        out += f"{whole}" + ("" if fraction is None else f".{fraction}") + unit
+    return out
+
+
+def optional(into: dict[str, Any], draw: Draw, key: str, strategy: st.SearchStrategy[Any]) -> None:
+    """Sets `key` to a drawn value about half of the time."""
+    if draw(st.booleans()):
+        into[key] = draw(strategy)
+
+
+@st.composite
+def slices(draw: Draw) -> list[dict[str, Any]]:
+    names = draw(st.lists(NAME, max_size=8, unique=True))
+    out = []
+    for name in names:
+        headers = draw(st.dictionaries(HEADER, st.just(None), min_size=1, max_size=3))
+        match = {}
+        for header in headers:
+            kind = draw(st.sampled_from(["exact", "prefix", "regex"]))
+            match[header] = {kind: draw(REGEX if kind == "regex" else TEXT)}
+        out.append({"name": name, "match": {"headers": match}})
+    return out
+
+
+@st.composite
+def thresholds(draw: Draw, at_least_one: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    optional(out, draw, "max", NUMBER)
+    optional(out, draw, "min", NUMBER)
+    optional(out, draw, "maxRatioToStable", POSITIVE)
+    optional(out, draw, "maxDeltaToStable", st.floats(min_value=0, max_value=1e3, allow_nan=False))
+    if at_least_one and not out:
+        out["maxRatioToStable"] = draw(POSITIVE)
+    return out
+
+
+@st.composite
+def guards(draw: Draw, slice_names: list[str]) -> list[dict[str, Any]]:
+    names = draw(st.lists(NAME, min_size=1, max_size=5, unique=True))
+    out = []
+    for name in names:
+        guard = {"name": name, **draw(thresholds(at_least_one=True))}
+        if draw(st.booleans()):
+            guard["metric"] = draw(st.sampled_from(BUILTIN_METRICS))
+        else:
+            guard["metric"] = draw(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True))
+            guard["query"] = 'sum by (slice, version) (rate(x_total{model="{model}"}[{window}]))'
+        if guard["metric"] == "errorRate" and "query" not in guard:
+            optional(guard, draw, "test", st.sampled_from(["threshold", "sequential"]))
+        optional(guard, draw, "immediate", st.booleans())
+        optional(guard, draw, "failureLimit", st.integers(1, 100))
+        optional(
+            guard, draw, "phases", st.lists(st.sampled_from(["shadow", "canary"]), min_size=1, max_size=2)
+        )
+        optional(guard, draw, "minSamples", st.integers(1, 100_000))
+        keys = draw(st.lists(st.sampled_from([*slice_names, "default"]), unique=True, max_size=4))
+        overrides = {}
+        for key in keys:
+            override = draw(thresholds(at_least_one=False))
+            optional(override, draw, "minSamples", st.integers(1, 10_000))
+            overrides[key] = override
+        if overrides:
+            guard["slices"] = overrides
+        out.append(guard)
+    return out
+
+
+def webhook(draw: Draw) -> dict[str, Any]:
+    hook = {
+        "url": draw(
+            st.from_regex(r"https?://[a-z]{1,10}\.example\.com(:[0-9]{2,5})?(/[!-~]{0,20})?", fullmatch=True)
+        )
+    }
+    optional(hook, draw, "timeout", durations())
+    return hook
+
+
+@st.composite
+def specs(draw: Draw) -> dict[str, Any]:
+    """A valid spec, as JSON."""
+    replicas = draw(st.integers(1, 50))
+    model: dict[str, Any] = {
+        "name": draw(NAME),
+        "version": draw(VERSION),
+        "uri": "s3://models/m/" + draw(VERSION),
+    }
+    if draw(st.booleans()):
+        feature_names = draw(
+            st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,20}", fullmatch=True), max_size=6, unique=True)
+        )
+        schema: dict[str, Any] = {
+            "version": draw(st.integers(0, 1000)),
+            "features": [
+                {"name": n, "type": draw(FEATURE_TYPE), "required": draw(st.booleans())}
+                for n in feature_names
+            ],
+        }
+        optional(schema, draw, "extraFeatures", st.sampled_from(["ignore", "reject"]))
+        model["schema"] = schema
+    declared = draw(slices())
+    weights = sorted(draw(st.lists(st.integers(1, 100), min_size=1, max_size=MAX_STEPS, unique=True)))
+    steps = []
+    for weight in weights:
+        step: dict[str, Any] = {"weight": weight}
+        optional(step, draw, "pause", durations())
+        steps.append(step)
+    strategy: dict[str, Any] = {"canary": {"steps": steps}}
+    if draw(st.booleans()):
+        shadow = {"duration": draw(durations())}
+        optional(shadow, draw, "mirrorPercent", POSITIVE)
+        strategy["shadow"] = shadow
+    optional(strategy, draw, "promotion", st.sampled_from([{"mode": "auto"}, {"mode": "manual"}, {}]))
+    analysis: dict[str, Any] = {
+        "prometheus": {"url": "http://prometheus.monitoring:9090"},
+        "guards": draw(guards([s["name"] for s in declared])),
+    }
+    optional(analysis, draw, "interval", durations())
+    optional(analysis, draw, "window", durations())
+    optional(analysis, draw, "metrics", st.sampled_from([{"profile": "modelrollout"}, {"profile": "istio"}]))
+    optional(analysis, draw, "minSamples", st.integers(1, 100_000))
+    optional(analysis, draw, "onInconclusive", st.sampled_from(["hold", "fail"]))
+    optional(analysis, draw, "maxInconclusive", st.integers(1, 1000))
+    optional(analysis, draw, "alpha", st.floats(0, 0.5, exclude_min=True, exclude_max=True))
+    spec: dict[str, Any] = {
+        "model": model,
+        "template": {"spec": {"containers": [{"name": "server", "image": "ghcr.io/example/server:1.0"}]}},
+        "replicas": replicas,
+        "traffic": {"istio": {"host": "m.ml.svc.cluster.local", "virtualService": draw(NAME)}},
+        "strategy": strategy,
+        "analysis": analysis,
+    }
+    if declared:
+        spec["slices"] = declared
+    if draw(st.booleans()):
+        readiness: dict[str, Any] = {}
+        optional(readiness, draw, "modelReadyPath", st.from_regex(r"/[!-~]{0,30}", fullmatch=True))
+        optional(readiness, draw, "port", st.integers(1, 65535))
+        optional(readiness, draw, "loadTimeout", durations())
+        optional(readiness, draw, "minReadyReplicas", st.integers(1, replicas))
+        spec["readiness"] = readiness
+    if draw(st.booleans()):
+        spec["gates"] = [
+            {"name": n, "webhook": webhook(draw)}
+            for n in draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
+        ]
+    if draw(st.booleans()):
+        rollback: dict[str, Any] = {}
+        optional(rollback, draw, "scaleDownDelay", durations())
+        optional(rollback, draw, "keepPreviousWarm", durations())
+        optional(rollback, draw, "rollbackSafety", st.sampled_from(["block", "warn"]))
+        if draw(st.booleans()):
+            rollback["notify"] = [{"webhook": webhook(draw)}]
+        spec["rollback"] = rollback
+    return spec
