@@ -59,6 +59,24 @@ def _has_default_kubeconfig() -> bool:
     return Path("~/.kube/config").expanduser().exists()
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace kubectl would use: the context's, the pod's own when in-cluster, else "default"."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path or _has_default_kubeconfig():
+        contexts, current = _config.list_kube_config_contexts(config_file=path)
+        chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+        if context and chosen is None:
+            raise KubeError("read kubeconfig", 0, f"context {context!r} not found")
+        namespace = ((chosen or {}).get("context") or {}).get("namespace")
+        return str(namespace) if namespace else "default"
+    if SERVICE_ACCOUNT_NAMESPACE.is_file():
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    return "default"
+
+
 class Kube:
     """Thin async wrapper over the API calls the operator, the sandbox and the kubectl plugin make."""
 

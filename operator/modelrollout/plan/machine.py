@@ -94,6 +94,8 @@ class _Tick:
             self._start(desired)
         elif desired == s.stable_version and s.candidate_version is not None:
             self._revert_to_stable()
+        elif desired not in (s.stable_version, s.candidate_version) and self._warm_previous(desired):
+            self._undo(desired)
         elif desired not in (s.stable_version, s.candidate_version):
             if s.phase in IN_FLIGHT and s.candidate_version is not None:
                 self._transition(
@@ -165,6 +167,33 @@ class _Tick:
             else f"initial deploy of {version}"
         )
         self._transition("Pending", "NewVersion", f"{what}: checking gates and rollback safety")
+
+    def _warm_previous(self, desired: str) -> bool:
+        """The spec asks for the previous stable version while it is still up, model-ready and in its window."""
+        s = self.status
+        return (
+            s.phase == "Succeeded"
+            and desired == s.previous_version
+            and s.previous is not None
+            and s.previous_warm_until is not None
+            and self.now < s.previous_warm_until
+            and self._ready(desired) >= self.spec.readiness.min_ready_replicas
+        )
+
+    def _undo(self, version: str) -> None:
+        """Back to the previous version in one switch: it served every slice minutes ago and is still warm."""
+        s = self.status
+        assert s.previous is not None
+        s.candidate_version, s.candidate = version, s.previous
+        s.candidate_scale_down_at = None
+        s.step, s.canary_weight, s.mirror_percent = 0, 0, 0.0
+        s.slices, s.failing_slices, s.inconclusive_count = [], 0, 0
+        self._transition(
+            "Promoting",
+            "Undo",
+            f"spec.model.version set back to the previous version {version}, still warm: "
+            f"switching every slice back to it without a canary",
+        )
 
     def _revert_to_stable(self) -> None:
         """A person set the version back to stable: stop at once; the candidate is removed, not kept."""
@@ -479,7 +508,8 @@ class _Tick:
         s.failing_slices = sum(1 for item in slices if item.verdict == "Fail")
         s.last_analysis = result.evaluated_at
         if triggered:
-            named = "; ".join(f"slice {name}: {g.name} {g.reason}".rstrip() for name, g in triggered[:3])
+            # A judge's reason starts with the guard's name ("error-ratio 0.080 > 0.0116 (1.05 x stable 0.011)").
+            named = "; ".join(f"slice {name}: {g.reason or g.name}" for name, g in triggered[:3])
             more = f" (and {len(triggered) - 3} more)" if len(triggered) > 3 else ""
             self._rollback("GuardFailed", named + more, [g for _, g in triggered])
             return True

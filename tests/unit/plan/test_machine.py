@@ -394,3 +394,28 @@ def test_a_template_that_cannot_make_a_pod_blocks_with_the_field_and_recovers_wh
     world.spec = make_spec()
     world.bootstrap()
     assert world.status.stable_version == "v1"
+
+
+def test_undo_to_the_warm_previous_version_switches_back_at_once() -> None:
+    world = rolled_out_world(rollback={"keepPreviousWarm": "5m"})
+    world.run_until(lambda w: w.status.phase == "Succeeded" and w.status.stable_version == "v2")
+    world.set_version("v1")
+    world.tick()
+    world.tick()
+    assert world.status.phase == "Succeeded"
+    assert world.status.stable_version == "v1"
+    assert world.status.previous_version == "v2"
+    assert [d.reason for d in world.status.history][-2:] == ["Undo", "Promoted"]
+    assert world.routes == SetRoutes(
+        stable="v1", candidate=None, weights=dict.fromkeys(SLICES, 0), mirror_percent=None
+    )
+
+
+def test_undo_after_the_warm_window_is_a_normal_rollout() -> None:
+    world = rolled_out_world(rollback={"keepPreviousWarm": "10s"})
+    world.run_until(lambda w: w.status.phase == "Succeeded" and w.status.stable_version == "v2")
+    world.run_until(lambda w: "v1" not in w.deployments, limit=10)
+    world.set_version("v1")
+    world.tick()
+    assert world.status.phase == "Warming"
+    assert world.status.history[-1].reason == "Deploying"

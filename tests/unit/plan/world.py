@@ -75,12 +75,14 @@ def verdicts(
     slices = {}
     for name in spec.slice_names():
         verdict = per_slice.get(name, default)
-        reason = f"{verdict.lower()} on {name}"
         slices[name] = SliceVerdict(
             name=name,
             verdict=verdict,
             samples=Samples(stable=500, canary=500),
-            guards=[guard(g.name, verdict, reason) for g in spec.analysis.guards],
+            # like the judges' reasons, each starts with the guard's name
+            guards=[
+                guard(g.name, verdict, f"{g.name} {verdict.lower()} on {name}") for g in spec.analysis.guards
+            ],
         )
     return AnalysisResult(slices=slices, queries=len(spec.analysis.guards), errors=[], evaluated_at=now)
 
