@@ -13,7 +13,7 @@ help:
 	@echo "make test      lint, type-check and run unit, integration and e2e tests against the sandbox"
 	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus into the cache"
 	@echo "make crds      regenerate crds/ from the pydantic models"
-	@echo "make bench     run the benchmarks"
+	@echo "make bench     run the benchmarks (detection latency, queries per tick, writes, memory)"
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@echo "==> python: creating $(VENV) with $(PYTHON) and installing pinned dependencies"
@@ -30,6 +30,8 @@ tools: venv
 
 crds: venv
 	@$(BIN)/modelrollout crds --output crds/
+	@cp crds/modelrollout.yaml charts/modelrollout-operator/crds/modelrollout.yaml
+	@$(BIN)/modelrollout docs reference --output docs/reference.md
 
 lint: venv
 	@echo "==> lint: ruff and mypy --strict"

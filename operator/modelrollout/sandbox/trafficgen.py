@@ -105,6 +105,8 @@ class Decision:
     """Host of the chosen destination; None when the route has none (e.g. a redirect)."""
     mirrors: tuple[str, ...] = ()
     """Hosts that get a mirrored copy."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Request headers the route sets (its `headers.request.set` and `add`), as Envoy adds them upstream."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class Route:
     matches: tuple[Mapping[str, Any], ...]
     destinations: tuple[tuple[str, int], ...]
     mirrors: tuple[tuple[str, float], ...]
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 # Match fields the generator evaluates; a clause with any other field (sourceLabels, queryParams, ...) cannot
@@ -166,7 +169,20 @@ def _route_from(index: int, http: Mapping[str, Any]) -> Route:
         matches=matches,
         destinations=tuple(destinations),
         mirrors=tuple(mirrors),
+        headers=_request_headers(http.get("headers")),
     )
+
+
+def _request_headers(operations: Any) -> dict[str, str]:
+    request = operations.get("request") if isinstance(operations, Mapping) else None
+    if not isinstance(request, Mapping):
+        return {}
+    found: dict[str, str] = {}
+    for kind in ("add", "set"):  # set wins over add for the same header
+        for name, value in (request.get(kind) or {}).items():
+            if isinstance(name, str) and isinstance(value, str):
+                found[name.lower()] = value
+    return found
 
 
 def _clause_matches(clause: Mapping[str, Any], headers: Mapping[str, str], method: str, path: str) -> bool:
@@ -219,7 +235,7 @@ class RoutingTable:
                 continue
             destination = _pick(route.destinations, rng)
             mirrors = tuple(host for host, percent in route.mirrors if rng.random() * 100.0 < percent)
-            return Decision(route=route.name, destination=destination, mirrors=mirrors)
+            return Decision(route=route.name, destination=destination, mirrors=mirrors, headers=route.headers)
         return Decision(route=None, destination=None)
 
 
@@ -398,11 +414,18 @@ class TrafficGenerator:
             if decision.route is None:
                 self.stats.add(load.name, NO_VERSION, SERVED, NO_ROUTE)
                 return
-        self._launch(load, decision.destination, SERVED, snapshot)
+        self._launch(load, decision.destination, SERVED, snapshot, decision.headers)
         for host in decision.mirrors:
-            self._launch(load, host, MIRRORED, snapshot)
+            self._launch(load, host, MIRRORED, snapshot, decision.headers)
 
-    def _launch(self, load: SliceLoad, host: str | None, kind: str, snapshot: _Snapshot) -> None:
+    def _launch(
+        self,
+        load: SliceLoad,
+        host: str | None,
+        kind: str,
+        snapshot: _Snapshot,
+        route_headers: Mapping[str, str] | None = None,
+    ) -> None:
         version = snapshot.versions.get(host) if host is not None else None
         if version is None:
             self.stats.add(load.name, NO_VERSION, kind, NO_DESTINATION)
@@ -424,16 +447,19 @@ class TrafficGenerator:
         if len(self._inflight) >= self.concurrency:
             self.stats.add(load.name, version, kind, DROPPED)
             return
-        task = asyncio.create_task(self._send(load, version, kind, endpoint))
+        headers = {**lowercase_headers(load.headers), **(route_headers or {})}
+        task = asyncio.create_task(self._send(load, version, kind, endpoint, headers))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _send(self, load: SliceLoad, version: str, kind: str, endpoint: str) -> None:
+    async def _send(
+        self, load: SliceLoad, version: str, kind: str, endpoint: str, headers: Mapping[str, str]
+    ) -> None:
         assert self._session is not None
         outcome = CANCELLED
         try:
             async with self._session.post(
-                f"http://{endpoint}{self.path}", json=dict(load.body), headers=dict(load.headers)
+                f"http://{endpoint}{self.path}", json=dict(load.body), headers=dict(headers)
             ) as response:
                 await response.read()  # a mirrored answer is read and discarded, as Envoy does
                 outcome = str(response.status)

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from modelrollout.api.spec import Slice
 
+ROUTED_SLICE_HEADER = "x-modelrollout-slice"
 DEFAULT_SLICE = "default"
 SLICES_ENV = "MODELROLLOUT_SLICES"
 _SLICE_LIST: TypeAdapter[list[Slice]] = TypeAdapter(list[Slice])
@@ -94,6 +95,10 @@ class SliceClassifier:
 
     def classify(self, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
         lowered = lowercase_headers(headers)
+        # The operator's routes set this header once they have matched the request: trust the mesh's decision.
+        routed = lowered.get(ROUTED_SLICE_HEADER)
+        if routed is not None and (routed == DEFAULT_SLICE or routed in self.names):
+            return routed
         for name, rules in self._rules:
             if all(value_matches(match, lowered.get(header)) for header, match in rules):
                 return name

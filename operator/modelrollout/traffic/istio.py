@@ -4,6 +4,7 @@ Route layout (one HTTP route per declared slice in slice order, then `modelrollo
 
     - name: modelrollout-<slice>
       match: [{headers: {<header>: {exact|prefix|regex: ...}}}]    # all of the slice's headers (AND)
+      headers: {request: {set: {x-modelrollout-slice: <slice>}}}   # the slice, told to server and telemetry
       route:
         - {destination: {host: <stable svc FQDN>, port: {number: P}}, weight: 100 - w}
         - {destination: {host: <candidate svc FQDN>, port: {number: P}}, weight: w}   # only when w > 0
@@ -35,6 +36,7 @@ from modelrollout.workloads.render import (
 )
 
 Route = dict[str, Any]
+SLICE_HEADER = "x-modelrollout-slice"
 ROUTE_PREFIX = "modelrollout-"
 DEFAULT_SLICE = "default"
 API_VERSION = "networking.istio.io/v1"
@@ -115,6 +117,9 @@ def owned_routes(
         route: Route = {"name": route_name(slice_name)}
         if slice_ is not None:
             route["match"] = _match(slice_)
+        # The route has already decided the slice: telling the model server (and Istio's telemetry) keeps
+        # every component's `slice` label identical to the route that carried the request.
+        route["headers"] = {"request": {"set": {SLICE_HEADER: slice_name}}}
         destinations = [{"destination": _destination(stable_host, port), "weight": 100 - weight}]
         if weight and candidate_host is not None:
             destinations.append({"destination": _destination(candidate_host, port), "weight": weight})

@@ -245,7 +245,7 @@ def test_routes_equal_ignores_what_the_server_may_change() -> None:
         for destination in route["route"]:
             destination["weight"] = float(destination["weight"])
         route["mirrorPercentage"]["value"] = 100  # stored as an integer
-        route["headers"] = {}  # an empty field written back by a client
+        route["corsPolicy"] = {}  # an empty field written back by a client
         route["match"] = route.get("match", [])  # absent vs empty list
         route.setdefault("mirrors", [])
     reordered = [dict(reversed(list(r.items()))) for r in live]

@@ -1,0 +1,162 @@
+"""Every shipped scenario, end to end in the sandbox: real control plane, real Prometheus, the operator as a
+process, simulated model servers and traffic that follows the live VirtualService.
+
+Each test checks the scenario's expected outcome, then what the scenario exists to show (and must never show),
+from the recorded timeline, the traffic counters and the final object, and Argo CD's health of that object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.sandbox.demo import DemoResult, DemoRunner
+from tests.conftest import Cluster
+from tests.support.argocd import argo_health
+
+pytestmark = pytest.mark.e2e
+SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
+
+
+def run(cluster: Cluster, name: str, tmp_path: Path) -> DemoResult:
+    runner = DemoRunner(
+        SCENARIOS / f"{name}.yaml",
+        sandbox=cluster.require_sandbox(),
+        namespace=f"e2e-{name}-{secrets.token_hex(2)}",
+        console=Console(file=(tmp_path / "console.log").open("w"), width=120),
+        reports=tmp_path,
+        live=False,
+    )
+    result = asyncio.run(runner.run())
+    assert result.ok, (
+        f"{name}: {result.problems}; events {result.events}; message {result.status.get('message')}"
+    )
+    assert result.report is not None
+    assert result.report.read_text().count("<svg") >= 2
+    return result
+
+
+def health(result: DemoResult) -> tuple[str, str]:
+    status = result.status
+    obj = {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelRollout",
+        "metadata": {
+            "name": "recommender",
+            "namespace": result.namespace,
+            "generation": status["observedGeneration"],
+        },
+        "status": status,
+    }
+    return argo_health(obj)
+
+
+def reasons(result: DemoResult) -> list[str]:
+    return [d["reason"] for d in result.status.get("history", [])]
+
+
+def test_healthy_rollout_succeeds_through_shadow_and_every_step(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "healthy", tmp_path)
+    assert reasons(result)[-5:] == ["ShadowStarted", "ShadowPassed", "StepPassed", "StepPassed", "Promoted"]
+    weights = {s.weight for s in result.timeline if s.phase == "Canary"}
+    assert {25, 50} <= weights
+    assert result.traffic.total(version="v2", kind="mirrored") > 0
+    assert result.traffic.total(version="v2", kind="served") > 0
+    assert health(result)[0] == "Healthy"
+
+
+def test_one_slice_error_regression_rolls_back_naming_the_slice(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "error-regression", tmp_path)
+    final = ModelRolloutStatus.model_validate(result.status)
+    failing = {s.name for s in final.slices if s.verdict == "Fail"}
+    assert failing == {"android"}, "only the regressed slice may fail"
+    evidence = final.history[-1].evidence
+    assert evidence, "the rollback records the guard verdicts behind it"
+    assert all(g.canary is not None and g.canary > 0.05 for g in evidence if g.name == "error-rate")
+    assert health(result)[0] == "Degraded"
+
+
+def test_one_slice_latency_regression_rolls_back_naming_the_slice(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "latency-regression", tmp_path)
+    final = ModelRolloutStatus.model_validate(result.status)
+    assert {s.name for s in final.slices if s.verdict == "Fail"} == {"ios"}
+    p99 = next(g for g in final.history[-1].evidence if g.name == "p99")
+    assert p99.canary is not None
+    assert p99.stable is not None
+    assert p99.canary > 1.5 * p99.stable
+    assert health(result)[0] == "Degraded"
+
+
+def test_prediction_shift_rolls_back_in_shadow_before_any_user_sees_the_candidate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    result = run(cluster, "prediction-shift", tmp_path)
+    assert "Canary" not in {s.phase for s in result.timeline}, "the shift must be caught in shadow"
+    assert result.traffic.total(version="v2", kind="served") == 0, "the candidate answered a user"
+    assert result.traffic.total(version="v2", kind="mirrored") > 0
+    final = ModelRolloutStatus.model_validate(result.status)
+    assert {s.name for s in final.slices if s.verdict == "Fail"} == {"android"}
+
+
+def test_cold_start_never_routes_beyond_model_ready_capacity(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "cold-start", tmp_path)
+    replicas, minimum = 4, 2
+    for sample in result.timeline:
+        if sample.weight > 0 or sample.mirror > 0:
+            assert sample.candidate_ready >= minimum, (
+                f"traffic to v2 at {sample.t:.1f}s with {sample.candidate_ready} ready"
+            )
+        assert sample.weight <= 100 * sample.candidate_ready // replicas, (
+            f"{sample.weight}% at {sample.t:.1f}s with {sample.candidate_ready}/{replicas} model-ready"
+        )
+    warming = [s.t for s in result.timeline if s.phase == "Warming"]
+    assert warming, "no Warming phase observed"
+    assert max(warming) - min(warming) >= 6, "the 8-24s model load did not hold the rollout in Warming"
+    assert health(result)[0] == "Healthy"
+
+
+def test_prometheus_outage_holds_never_promotes_and_continues(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "prometheus-outage", tmp_path)
+    (fired, _), (restored, _) = result.events[0], result.events[1]
+    during = [s for s in result.timeline if fired + 4 <= s.t <= restored]
+    assert during, "no samples during the outage"
+    assert {(s.phase, s.step) for s in during} == {("Canary", 1)}, "the step moved without data"
+    assert any(
+        s.status.get("slices") and all(sl.get("verdict") == "Inconclusive" for sl in s.status["slices"])
+        for s in during
+    ), "slices were not Inconclusive while Prometheus was down"
+    conditions = [
+        c for s in during for c in s.status.get("conditions", []) if c["type"] == "MetricsAvailable"
+    ]
+    assert any(c["status"] == "False" for c in conditions)
+    assert result.status["stableVersion"] == "v2", "it did not continue after Prometheus returned"
+
+
+def test_operator_killed_mid_canary_resumes_at_the_same_step(cluster: Cluster, tmp_path: Path) -> None:
+    result = run(cluster, "operator-restart", tmp_path)
+    assert result.operator_starts == 2
+    killed_at, what = result.events[0]
+    assert "phase Canary step 1" in what
+    after = [s for s in result.timeline if s.t > killed_at]
+    first_other = next((s for s in after if (s.phase, s.step) != ("Canary", 1)), None)
+    assert first_other is not None
+    assert (first_other.phase, first_other.step) == ("Canary", 2), "it did not resume from step 1"
+    assert all(s.weight == 25 for s in after if (s.phase, s.step) == ("Canary", 1)), "weights were reset"
+    assert reasons(result).count("ShadowStarted") == 1, "the shadow phase ran again after the restart"
+
+
+def test_rollback_unsafe_schema_blocks_before_deploying_the_candidate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    result = run(cluster, "unsafe-schema", tmp_path)
+    assert all(s.candidate_ready == 0 for s in result.timeline)
+    assert result.traffic.total(version="v2") == 0
+    safe = next(c for c in result.status["conditions"] if c["type"] == "RollbackSafe")
+    assert (safe["status"], safe["reason"]) == ("False", "SchemaIncompatible")
+    assert "user_id" in safe["message"]
+    assert health(result)[0] == "Degraded"

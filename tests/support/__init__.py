@@ -1,0 +1,1 @@
+"""Helpers shared by unit, integration and e2e tests."""
