@@ -35,9 +35,10 @@ crds: venv
 
 lint: venv
 	@echo "==> lint: ruff and mypy --strict"
-	@$(BIN)/ruff check operator tests
-	@$(BIN)/ruff format --check operator tests
+	@$(BIN)/ruff check operator tests bench
+	@$(BIN)/ruff format --check operator tests bench
 	@$(BIN)/mypy
+	@$(BIN)/mypy bench
 
 unit: venv
 	@echo "==> unit tests (pure core, no I/O)"

@@ -8,6 +8,7 @@ and `<root>/state.json`. `down()` (from this or any later process) stops them al
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -38,7 +39,10 @@ POD_CIDR = "127.64.0.0/16"
 SERVICE_CIDR = (
     "10.0.0.0/24"  # virtual only: kube-apiserver allocates ClusterIPs; nothing routes or dials them
 )
-ISTIO_CRDS = tools.REPO_ROOT.parent / "shared" / "testdata" / "istio"
+# Istio's real CRDs sit beside the project during development and CI; a user's clone falls back to ours.
+ISTIO_CRDS = Path(
+    os.environ.get("MODELROLLOUT_ISTIO_CRDS") or tools.REPO_ROOT.parent / "shared" / "testdata" / "istio"
+)
 FALLBACK_VS_CRD = "virtualservice-crd-minimal.yaml"
 
 

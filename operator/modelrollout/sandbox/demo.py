@@ -94,6 +94,7 @@ class DemoRunner:
         reports: Path | None = None,
         live: bool = True,
         keep: bool = False,
+        status_refresh: str = "1s",
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.own_sandbox = sandbox is None
@@ -103,6 +104,9 @@ class DemoRunner:
         self.reports = reports
         self.live = live
         self.keep = keep
+        # Evidence refreshed every tick by default: the live view and the report show current guard values.
+        self.status_refresh = status_refresh
+        self.operator: OperatorProcess | None = None
 
     # Entry point -----------------------------------------------------------------------------------------
     async def run(self) -> DemoResult:
@@ -118,8 +122,9 @@ class DemoRunner:
         fleet = Fleet.from_scenario(self.sandbox, self.scenario, namespace=self.namespace)
         # Evidence refreshed every tick: the live view and the report show current guard values.
         operator = OperatorProcess(
-            Path(state.kubeconfig), self.namespace, self.sandbox.logs, status_refresh="1s"
+            Path(state.kubeconfig), self.namespace, self.sandbox.logs, status_refresh=self.status_refresh
         )
+        self.operator = operator
         traffic: TrafficGenerator | None = None
         try:
             await self._prepare(state, kube)

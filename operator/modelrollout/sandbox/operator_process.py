@@ -9,12 +9,12 @@ from modelrollout.sandbox.processes import Process, free_port, http_ok, start, w
 
 
 class OperatorProcess:
-    """`modelrollout operator` watching one namespace, with its metrics and health on 127.0.0.1."""
+    """`modelrollout operator` watching one namespace (or all), with its metrics and health on 127.0.0.1."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, logs: Path, status_refresh: str = "60s") -> None:
+    def __init__(self, kubeconfig: Path, namespace: str | None, logs: Path, status_refresh: str = "60s") -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
-        self.log = logs / f"operator-{namespace}.log"
+        self.log = logs / f"operator-{namespace or 'all'}.log"
         self.status_refresh = status_refresh
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -28,7 +28,8 @@ class OperatorProcess:
     def start(self, timeout: float = 30.0) -> None:
         argv = [
             sys.executable, "-m", "modelrollout.cli.main", "operator",
-            f"--kubeconfig={self.kubeconfig}", f"--namespace={self.namespace}",
+            f"--kubeconfig={self.kubeconfig}",
+            *([f"--namespace={self.namespace}"] if self.namespace else []),
             f"--metrics-address={self.metrics_address}", f"--health-address=127.0.0.1:{self.health_port}",
             f"--status-refresh={self.status_refresh}",
         ]  # fmt: skip

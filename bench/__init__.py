@@ -1,0 +1,1 @@
+"""Benchmarks for modelrollout (`make bench`): measured in the sandbox, reported as medians and percentiles."""
