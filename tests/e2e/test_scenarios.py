@@ -37,7 +37,7 @@ def run(cluster: Cluster, name: str, tmp_path: Path) -> DemoResult:
         f"{name}: {result.problems}; events {result.events}; message {result.status.get('message')}"
     )
     assert result.report is not None
-    assert result.report.read_text().count("<svg") >= 2
+    assert "<svg" in result.report.read_text()
     return result
 
 
