@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes.aio import client, config
 
-from modelrollout.sandbox import tools
-from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox
+from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox, kubectl
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "modelrollout.yaml"
@@ -36,15 +35,7 @@ class Cluster:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check)
 
     def require_sandbox(self) -> Sandbox:
         if self.sandbox is None:

@@ -5,23 +5,14 @@ Series are keyed by namespace and rollout; a deleted rollout's series are droppe
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelrollout.analysis.model import AnalysisResult
-from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.api.status import ModelRolloutStatus, Phase
 
-PHASES = (
-    "Pending",
-    "Warming",
-    "Shadow",
-    "Canary",
-    "Promoting",
-    "Succeeded",
-    "RolledBack",
-    "Blocked",
-    "Paused",
-    "Failed",
-)
+PHASES: tuple[str, ...] = get_args(Phase)
 VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0}
 
 

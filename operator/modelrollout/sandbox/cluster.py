@@ -354,15 +354,7 @@ class Sandbox:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-        )
-        if check and result.returncode != 0:
-            raise SandboxError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-        return result
+        return kubectl(self.kubeconfig, *args, stdin=stdin, check=check)
 
     def install_virtualservice_crds(self) -> None:
         """Istio's real CRDs when ../shared/testdata/istio is there, else our minimal VirtualService CRD."""
@@ -402,6 +394,21 @@ class Sandbox:
 
     def remove_scrape_target(self, name: str) -> None:
         (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
+
+
+def kubectl(
+    kubeconfig: Path | str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Runs the pinned kubectl against a kubeconfig; with `check`, a failure raises naming the command."""
+    result = subprocess.run(
+        [str(tools.binary("kubectl")), f"--kubeconfig={kubeconfig}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
+    if check and result.returncode != 0:
+        raise SandboxError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
 
 
 def load_state(root: Path | str) -> SandboxState | None:

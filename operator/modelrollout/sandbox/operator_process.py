@@ -11,7 +11,9 @@ from modelrollout.sandbox.processes import Process, free_port, http_ok, start, w
 class OperatorProcess:
     """`modelrollout operator` watching one namespace (or all), with its metrics and health on 127.0.0.1."""
 
-    def __init__(self, kubeconfig: Path, namespace: str | None, logs: Path, status_refresh: str = "60s") -> None:
+    def __init__(
+        self, kubeconfig: Path, namespace: str | None, logs: Path, status_refresh: str = "60s"
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = logs / f"operator-{namespace or 'all'}.log"
