@@ -86,6 +86,11 @@ def _changed(event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.
         STATE.wakeups.setdefault(key, asyncio.Event()).set()
     if event.get("type") == "DELETED":
         STATE.seen.pop(key, None)
+        # The daemon stopped before the finalizer went, so no tick will see the rollout gone: drop its series
+        # (and its memory) here, or dashboards and alerts keep showing a rollout that no longer exists.
+        if STATE.runtime is not None:
+            STATE.runtime.metrics.forget(key[0], name)
+            STATE.runtime.last_status_write.pop(key, None)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

@@ -12,6 +12,15 @@ from modelrollout.api.spec import Gate, ModelRolloutSpec, Webhook
 from modelrollout.plan.model import GateResult
 
 log = logging.getLogger("modelrollout.webhooks")
+# A gate's reason is copied into status.message, two conditions and the history: an unbounded one (a whole
+# report pasted in) would push the status past the API server's request size and stall the rollout.
+REASON_LIMIT = 256
+
+
+def _bounded(reason: str) -> str:
+    if len(reason) <= REASON_LIMIT:
+        return reason
+    return f"{reason[:REASON_LIMIT]}... ({len(reason) - REASON_LIMIT} more characters)"
 
 
 async def _post(http: httpx.AsyncClient, hook: Webhook, payload: dict[str, Any]) -> httpx.Response:
@@ -35,7 +44,7 @@ async def ask_gate(http: httpx.AsyncClient, gate: Gate, context: dict[str, Any])
     if not isinstance(answer, dict):
         return GateResult(gate.name, False, "answer is not a JSON object")
     reason = str(answer.get("reason") or ("allowed" if answer.get("allowed") is True else "denied"))
-    return GateResult(gate.name, answer.get("allowed") is True, reason)
+    return GateResult(gate.name, answer.get("allowed") is True, _bounded(reason))
 
 
 async def ask_gates(
