@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _tools(_: argparse.Namespace) -> int:
