@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes.aio import client, config
 
-from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox, kubectl
+from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox, kubectl, wait_established
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_FILE = REPO / "crds" / "modelrollout.yaml"
@@ -62,9 +62,7 @@ def cluster() -> Iterator[Cluster]:
     try:
         found = Cluster(Path(state.kubeconfig), state.prometheus, sandbox)
         found.kubectl("apply", "--server-side", "-f", str(CRD_FILE))
-        found.kubectl(
-            "wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io", "--timeout=30s"
-        )
+        wait_established(found.kubeconfig, "modelrollouts.modelrollout.io")
         yield found
     finally:
         sandbox.down()

@@ -38,6 +38,10 @@ def run(options: OperatorOptions) -> None:
         log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     logging.getLogger("modelrollout").setLevel(logging.DEBUG if options.verbose else logging.INFO)
+    if not options.verbose:
+        # One line per Prometheus query and per watch event drowns the decisions; -v brings them back.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics = OperatorMetrics()
     handlers.configure(
         handlers.OperatorConfig(

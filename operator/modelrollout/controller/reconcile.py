@@ -68,6 +68,10 @@ class Runtime:
     prometheus: dict[tuple[str, float], PrometheusClient] = field(default_factory=dict)
     last_status_write: dict[tuple[str, str], float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    notify_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def notify_lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.notify_locks.setdefault((namespace, name), asyncio.Lock())
 
     def prometheus_for(self, spec: ModelRolloutSpec) -> PrometheusClient:
         source = spec.analysis.prometheus
@@ -423,6 +427,7 @@ class Reconciler:
     ) -> None:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        payloads = []
         for action in actions:
             if isinstance(action, Event):
                 self.rt.metrics.decisions.labels(namespace, name, action.reason).inc()
@@ -431,21 +436,27 @@ class Reconciler:
                 except KubeError as error:
                     log.warning("%s/%s: %s", namespace, name, error)
             elif isinstance(action, Notify) and spec.rollback.notify:
-                payload = {
-                    "rollout": {"name": name, "namespace": namespace},
-                    "reason": action.reason,
-                    "message": action.message,
-                    "phase": status.phase,
-                    "stable": status.stable.wire() if status.stable else None,
-                    "candidate": status.candidate.wire() if status.candidate else None,
-                    "evidence": [g.wire() for g in action.evidence],
-                    "time": datetime.now(UTC).isoformat(),
-                }
-                self.rt.spawn(self._notify(spec, payload, namespace, name))
+                payloads.append(
+                    {
+                        "rollout": {"name": name, "namespace": namespace},
+                        "reason": action.reason,
+                        "message": action.message,
+                        "phase": status.phase,
+                        "stable": status.stable.wire() if status.stable else None,
+                        "candidate": status.candidate.wire() if status.candidate else None,
+                        "evidence": [g.wire() for g in action.evidence],
+                        "time": datetime.now(UTC).isoformat(),
+                    }
+                )
+        if payloads:
+            # Off the tick (a slow receiver must not delay a rollback), but one rollout's decisions in order.
+            self.rt.spawn(self._notify(spec, payloads, namespace, name))
 
     async def _notify(
-        self, spec: ModelRolloutSpec, payload: dict[str, Any], namespace: str, name: str
+        self, spec: ModelRolloutSpec, payloads: list[dict[str, Any]], namespace: str, name: str
     ) -> None:
-        failed = await notify(self.rt.http, spec, payload)
-        if failed:
-            self.rt.metrics.notification_failures.labels(namespace, name).inc(failed)
+        async with self.rt.notify_lock(namespace, name):
+            for payload in payloads:
+                failed = await notify(self.rt.http, spec, payload)
+                if failed:
+                    self.rt.metrics.notification_failures.labels(namespace, name).inc(failed)

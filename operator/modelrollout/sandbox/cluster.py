@@ -250,6 +250,10 @@ class Sandbox:
                 "-node-route-controller,-endpoints-controller,-endpointslice-controller,"
                 "-endpointslice-mirroring-controller",
                 "--concurrent-deployment-syncs=10",
+                # A local control plane needs no client-side throttling: at the default 20 QPS, a hundred
+                # rollouts' Deployments, ReplicaSets and pods queue for minutes.
+                "--kube-api-qps=5000",
+                "--kube-api-burst=10000",
                 "--concurrent-replicaset-syncs=10",
                 "--profiling=false",
             ],
@@ -266,6 +270,8 @@ class Sandbox:
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['kube-scheduler']}",
                 f"--cert-dir={pki / 'scheduler'}",
+                "--kube-api-qps=5000",
+                "--kube-api-burst=10000",
                 "--profiling=false",
             ],
             http_ok(f"https://127.0.0.1:{ports['kube-scheduler']}/healthz"),
@@ -368,9 +374,7 @@ class Sandbox:
             source = "modelrollout's minimal VirtualService CRD"
         for path in files:
             self.kubectl("apply", "--server-side", "-f", str(path))
-        self.kubectl(
-            "wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=30s"
-        )
+        wait_established(self.kubeconfig, "virtualservices.networking.istio.io")
         self.log(f"  {'istio CRDs':<24} {source}")
 
     def stop_component(self, name: str) -> None:
@@ -409,6 +413,26 @@ def kubectl(
     if check and result.returncode != 0:
         raise SandboxError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result
+
+
+def wait_established(kubeconfig: Path | str, crd: str, within: float = 30.0) -> None:
+    """Waits until a CRD serves its API. Polls instead of `kubectl wait`, which fails outright when asked
+    right after the apply, before the CRD has any condition to wait on."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = kubectl(
+            kubeconfig,
+            "get",
+            "crd",
+            crd,
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+            check=False,
+        )
+        if found.stdout.strip() == "True":
+            return
+        time.sleep(0.1)
+    raise SandboxError(f"CustomResourceDefinition {crd} was not Established within {within:.0f}s")
 
 
 def load_state(root: Path | str) -> SandboxState | None:

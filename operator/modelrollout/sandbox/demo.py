@@ -23,7 +23,7 @@ from modelrollout.api import commands
 from modelrollout.api.common import seconds
 from modelrollout.api.crd import render as render_crd
 from modelrollout.kube import Kube
-from modelrollout.sandbox.cluster import Sandbox, SandboxState
+from modelrollout.sandbox.cluster import Sandbox, SandboxState, wait_established
 from modelrollout.sandbox.fleet import Fleet
 from modelrollout.sandbox.operator_process import OperatorProcess
 from modelrollout.sandbox.report import write_report
@@ -189,7 +189,7 @@ class DemoRunner:
     # Steps -------------------------------------------------------------------------------------------------
     async def _prepare(self, state: SandboxState, kube: Kube) -> None:
         self.sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render_crd())
-        self.sandbox.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.modelrollout.io")
+        wait_established(self.sandbox.kubeconfig, "modelrollouts.modelrollout.io")
         if self.sandbox.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             self.sandbox.kubectl("create", "namespace", self.namespace)
 
