@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from modelrollout.sandbox.scenario import Scenario
 
-WIDTH, HEIGHT, PAD = 760, 220, 44
+WIDTH, HEIGHT, PAD, LEGEND = 860, 220, 44, 130
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 PHASE_COLOURS = {
     "Warming": "#fff4d6",
@@ -45,7 +45,7 @@ def _line_chart(
         return f"<h3>{html.escape(title)}</h3><p>no data</p>"
     t_max = max(max(p[0] for p in points), 1.0)
     y_max = max(max(p[1] for p in points), 1e-9) * 1.1
-    plot_w, plot_h = WIDTH - 2 * PAD, HEIGHT - 2 * PAD
+    plot_w, plot_h = WIDTH - 2 * PAD - LEGEND, HEIGHT - 2 * PAD
 
     def x(t: float) -> float:
         return PAD + plot_w * t / t_max
