@@ -59,7 +59,7 @@ test: lint tools
 	@$(BIN)/coverage report --skip-empty \
 		--include='*/plan/*,*/traffic/*,*/workloads/*,*/analysis/judges*,*/analysis/sequential*,*/analysis/distributions*,*/analysis/verdicts*' \
 		| grep -v 'empty files skipped'
-	@$(BIN)/coverage report --skip-empty | tail -n 1 | sed 's/^TOTAL/whole package/' 
+	@$(BIN)/coverage report --skip-empty | grep '^TOTAL' | sed 's/^TOTAL/whole package/'
 
 demo: tools
 	@$(BIN)/modelrollout demo --scenario examples/scenarios/$(SCENARIO).yaml

@@ -38,7 +38,11 @@ Series = list[tuple[float, float]]
 
 
 def _line_chart(
-    title: str, series: dict[str, Series], dashed: dict[str, Series], samples: Sequence[_Sample]
+    title: str,
+    series: dict[str, Series],
+    dashed: dict[str, Series],
+    samples: Sequence[_Sample],
+    events: Sequence[tuple[float, str]] = (),
 ) -> str:
     points = [p for s in (*series.values(), *dashed.values()) for p in s]
     if not points:
@@ -62,8 +66,14 @@ def _line_chart(
                 f'fill="{colour}"><title>{phase}</title></rect>'
             )
     parts.append(
-        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>'
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{PAD + plot_w}" y2="{HEIGHT - PAD}" stroke="#333"/>'
     )
+    for at, what in events:  # faults and operations, so an outage or a restart shows on every chart
+        parts.append(
+            f'<line x1="{x(at):.1f}" y1="{PAD}" x2="{x(at):.1f}" y2="{HEIGHT - PAD}" stroke="#c2185b" '
+            f'stroke-dasharray="2,3"><title>{html.escape(what)}</title></line>'
+            f'<text x="{x(at) + 3:.1f}" y="{PAD - 4}" fill="#c2185b">{html.escape(what.split(" at ")[0])}</text>'
+        )
     parts.append(f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>')
     for i in range(5):
         value = y_max * i / 4
@@ -77,7 +87,7 @@ def _line_chart(
         path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in line)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
         parts.append(
-            f'<text x="{WIDTH - PAD + 4}" y="{PAD + 14 * index}" fill="{colour}">{html.escape(name)}</text>'
+            f'<text x="{PAD + plot_w + 8}" y="{PAD + 14 * index}" fill="{colour}">{html.escape(name)}</text>'
         )
         if name in dashed:
             bound = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in dashed[name])
@@ -134,13 +144,12 @@ def render(
         for d in final.get("history") or []
     )
     faults = "".join(f"<li>{t:.1f}s: {html.escape(what)}</li>" for t, what in events)
-    charts = [_line_chart("Candidate share per slice (phases shaded)", _weights(samples), {}, samples)]
+    charts = [
+        _line_chart("Candidate share per slice (phases shaded)", _weights(samples), {}, samples, events)
+    ]
     for name, (values, bounds) in _guards(samples).items():
-        charts.append(
-            _line_chart(
-                f"Guard {name}: candidate value per slice (dashed: its bound)", values, bounds, samples
-            )
-        )
+        title = f"Guard {name}: candidate value per slice (dashed: its bound)"
+        charts.append(_line_chart(title, values, bounds, samples, events))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>modelrollout: {html.escape(scenario.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:900px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:12px;vertical-align:top}}</style></head><body>
