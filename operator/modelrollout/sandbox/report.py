@@ -48,7 +48,8 @@ def _line_chart(
     if not points:
         return f"<h3>{html.escape(title)}</h3><p>no data</p>"
     t_max = max(max(p[0] for p in points), 1.0)
-    y_max = max(max(p[1] for p in points), 1e-9) * 1.1
+    top = max(p[1] for p in points)
+    y_max = top * 1.1 if top > 1e-6 else 1.0  # all zeros: a plain 0..1 axis, not one of 1e-9
     plot_w, plot_h = WIDTH - 2 * PAD - LEGEND, HEIGHT - 2 * PAD
 
     def x(t: float) -> float:
