@@ -99,8 +99,11 @@ def absolute_log_evalue(canary: ErrorCounts, max_rate: float) -> float:
 
 
 def alpha_per_slice(spec: ModelRolloutSpec) -> float:
-    """analysis.alpha split evenly across the slices judged (declared slices and 'default')."""
-    return spec.analysis.alpha / len(spec.slice_names())
+    """analysis.alpha split evenly across the slices judged (declared slices and 'default') and across the
+    stages (shadow and each canary step): each stage starts a fresh test, so without the split a rollout with
+    shadow and three steps could spend up to four times its budget on false rollbacks (Bonferroni)."""
+    stages = len(spec.strategy.canary.steps) + (1 if spec.strategy.shadow is not None else 0)
+    return spec.analysis.alpha / (len(spec.slice_names()) * stages)
 
 
 def sequential_errors(
@@ -158,5 +161,5 @@ def sequential_errors(
         threshold=threshold if math.isfinite(threshold) else None,
         bound="sequential",
         samples=samples,
-        reason=f"{guard.name} e-value {fmt(e_value)} {op} {fmt(limit)} (1/alpha per slice): {evidence}",
+        reason=f"{guard.name} e-value {fmt(e_value)} {op} {fmt(limit)} (1/alpha per slice and stage): {evidence}",
     )

@@ -397,7 +397,7 @@ class Analysis(SpecModel):
     max_inconclusive: int = Field(default=10, ge=1)
     """Consecutive inconclusive evaluations tolerated when onInconclusive is fail (default 10)."""
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    """False-rollback budget of sequential tests, split across slices (Bonferroni) (default 0.05)."""
+    """False-rollback budget of the sequential tests over a whole rollout, split across slices and stages (default 0.05)."""
     guards: list[Guard] = Field(min_length=1, max_length=MAX_GUARDS)
     """Guards judged on every slice."""
 

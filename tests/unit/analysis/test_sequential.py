@@ -9,7 +9,7 @@ import pytest
 
 from modelrollout.analysis import sequential as seq
 from modelrollout.analysis.sequential import ErrorCounts
-from modelrollout.api.spec import Guard
+from modelrollout.api.spec import Guard, ShadowStrategy
 from tests.unit.analysis.factories import make_spec
 
 
@@ -76,9 +76,13 @@ def test_from_floats_rounds_and_clamps_increase_results() -> None:
     assert ErrorCounts.from_floats(-1.0, -1.0) == ErrorCounts(0, 0)
 
 
-def test_alpha_is_split_across_all_slices_including_default() -> None:
+def test_alpha_is_split_across_all_slices_including_default_and_across_stages() -> None:
     spec = make_spec([{"name": "g", "metric": "errorRate", "max": 0.1}], slices=("a", "b", "c"), alpha=0.04)
-    assert seq.alpha_per_slice(spec) == pytest.approx(0.01)
+    # 4 slices (a, b, c, default) x 2 canary steps, each step a fresh test
+    assert seq.alpha_per_slice(spec) == pytest.approx(0.04 / 8)
+    with_shadow = spec.model_copy(deep=True)
+    with_shadow.strategy.shadow = ShadowStrategy(duration="1m")
+    assert seq.alpha_per_slice(with_shadow) == pytest.approx(0.04 / 12)
 
 
 def test_verdicts_carry_evidence() -> None:
@@ -98,7 +102,7 @@ def test_verdicts_carry_evidence() -> None:
     assert fail.stable == pytest.approx(0.01)
     assert fail.threshold == pytest.approx(0.01)
     assert "e-value" in fail.reason
-    assert ">= 100 (1/alpha per slice)" in fail.reason
+    assert ">= 100 (1/alpha per slice and stage)" in fail.reason
     assert "canary 30/400 errors" in fail.reason
     ok = seq.sequential_errors(
         g,

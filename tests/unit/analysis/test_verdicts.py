@@ -193,7 +193,8 @@ def test_sequential_guard_through_judge_uses_the_per_slice_alpha() -> None:
     result = judge(spec, "canary", S, C, {"seq": data}, NOW)
     assert result.failing() == ["android"]
     assert result.slices["ios"].verdict == "Pass"
-    assert ">= 50 (1/alpha per slice)" in result.slices["android"].guards[0].reason  # 0.08 / 4 slices
+    # 0.08 over 4 slices x 2 canary steps
+    assert ">= 100 (1/alpha per slice and stage)" in result.slices["android"].guards[0].reason
     assert result.slices["web"].guards[0].samples.canary == 400
 
 
