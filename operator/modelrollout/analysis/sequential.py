@@ -124,15 +124,23 @@ def sequential_errors(
     if canary is None or stable is None:
         missing = "candidate" if canary is None else "stable"
         return inconclusive(guard, f"no request counts for the {missing} version", samples=samples)
-    ratio = thresholds.max_ratio_to_stable if thresholds.max_ratio_to_stable is not None else 1.0
-    log_ratio = ratio_log_evalue(canary, stable, ratio)
-    log_abs = absolute_log_evalue(canary, thresholds.max) if thresholds.max is not None else None
-    relative_bound = ratio * max(stable.rate, 0.0) if stable.requests > 0 else math.inf
-    if log_abs is None:
-        log_e, threshold, null = log_ratio, relative_bound, f"canary <= {fmt(ratio)} x stable"
+    # Test what the guard states: a ratio to stable, an absolute bound, or both (the mean of two e-values is an
+    # e-value for the intersection). A guard with neither asks that the candidate be no worse than stable.
+    ratio = thresholds.max_ratio_to_stable
+    if ratio is None and thresholds.max is None:
+        ratio = 1.0
+    relative_bound = (ratio or 0.0) * max(stable.rate, 0.0) if stable.requests > 0 else math.inf
+    if thresholds.max is None:
+        assert ratio is not None
+        log_e, threshold = ratio_log_evalue(canary, stable, ratio), relative_bound
+        null = f"canary <= {fmt(ratio)} x stable"
+    elif ratio is None:
+        log_e, threshold = absolute_log_evalue(canary, thresholds.max), thresholds.max
+        null = f"canary <= {fmt(thresholds.max)}"
     else:
-        log_e = _log_mean_exp([log_ratio, log_abs])
-        assert thresholds.max is not None
+        log_e = _log_mean_exp(
+            [ratio_log_evalue(canary, stable, ratio), absolute_log_evalue(canary, thresholds.max)]
+        )
         threshold = min(relative_bound, thresholds.max)
         null = f"canary <= {fmt(ratio)} x stable and <= {fmt(thresholds.max)}"
     e_value = math.exp(min(log_e, 700.0))

@@ -261,3 +261,20 @@ def test_simulated_power_against_a_3x_error_regression_in_one_slice() -> None:
     assert power >= 0.9
     assert median_tick <= 30
     assert healthy_failed <= ALPHA + TOLERANCE
+
+
+def _judge(g: Guard, canary: ErrorCounts, stable: ErrorCounts) -> str:
+    verdict = seq.sequential_errors(
+        g, g.thresholds_for("ios"), canary=canary, stable=stable, alpha=0.01, min_samples=100
+    )
+    return verdict.verdict
+
+
+def test_a_sequential_guard_tests_the_bounds_it_states() -> None:
+    worse_than_stable_but_under_max = (ErrorCounts(2000, 40), ErrorCounts(8000, 16))  # 2% vs 0.2%
+    assert _judge(guard(max=0.05), *worse_than_stable_but_under_max) == "Pass"
+    assert _judge(guard(maxRatioToStable=2.0), *worse_than_stable_but_under_max) == "Fail"
+    assert _judge(guard(max=0.05, maxRatioToStable=2.0), *worse_than_stable_but_under_max) == "Fail"
+    over_max_like_stable = (ErrorCounts(2000, 200), ErrorCounts(8000, 800))  # 10% on both
+    assert _judge(guard(max=0.05), *over_max_like_stable) == "Fail"
+    assert _judge(guard(maxRatioToStable=1.5), *over_max_like_stable) == "Pass"
