@@ -310,6 +310,15 @@ _KNOWN_METRIC = Rule(
     check=lambda g: g.query is not None or g.metric in BUILTIN_METRICS,
     field_path=".metric",
 )
+_DISTRIBUTION_BOUNDS = Rule(
+    cel="!(self.metric in ['predictionPSI', 'predictionKS']) || (!has(self.maxRatioToStable) && !has(self.maxDeltaToStable))",
+    message="predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
+    check=lambda g: (
+        g.metric not in ("predictionPSI", "predictionKS")
+        or (g.max_ratio_to_stable is None and g.max_delta_to_stable is None)
+    ),
+    field_path=".metric",
+)
 _SEQUENTIAL_ON_ERRORS = Rule(
     cel="!has(self.test) || self.test != 'sequential' || (self.metric == 'errorRate' && !has(self.query))",
     message="test: sequential applies to the built-in errorRate metric (it needs request and error counts)",
@@ -322,7 +331,9 @@ class Guard(Thresholds):
     """A check run every analysis interval on every slice: a Fail rolls back, per immediate/failureLimit."""
 
     model_config = ConfigDict(
-        json_schema_extra=rules_schema(_THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS)
+        json_schema_extra=rules_schema(
+            _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS, _DISTRIBUTION_BOUNDS
+        )
     )
 
     name: DnsLabel
@@ -348,7 +359,7 @@ class Guard(Thresholds):
 
     @model_validator(mode="after")
     def _rules(self) -> Guard:
-        enforce(self, _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS)
+        enforce(self, _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS, _DISTRIBUTION_BOUNDS)
         return self
 
     def thresholds_for(self, slice_name: str) -> Thresholds:

@@ -180,7 +180,8 @@ def test_comparative_metric_needs_both_sides_and_refuses_relative_bounds() -> No
         comparative=True,
     )
     assert thin.verdict == "Inconclusive"
-    ratio = guard(metric="predictionPSI", max_ratio_to_stable=1.2)
+    # The API refuses a ratio on the guard itself; a per-slice override can still carry one.
+    ratio = guard(metric="predictionPSI", max=0.2, slices={"x": {"maxRatioToStable": 1.2}})
     verdict = judges.judge_thresholds(
         ratio,
         ratio.thresholds_for("x"),

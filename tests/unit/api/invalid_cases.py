@@ -252,6 +252,12 @@ CASES: Final[list[Invalid]] = [
         "guard names must be unique",
     ),
     Invalid(
+        "psi-bounded-by-ratio",
+        edited(("analysis.guards[1].metric", "predictionPSI")),
+        "spec.analysis.guards[1].metric",
+        "predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
+    ),
+    Invalid(
         "sequential-on-latency",
         edited(("analysis.guards[1].test", "sequential")),
         "spec.analysis.guards[1].test",

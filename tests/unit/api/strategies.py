@@ -82,6 +82,11 @@ def guards(draw: Draw, slice_names: list[str]) -> list[dict[str, Any]]:
             guard["query"] = 'sum by (slice, version) (rate(x_total{model="{model}"}[{window}]))'
         if guard["metric"] == "errorRate" and "query" not in guard:
             optional(guard, draw, "test", st.sampled_from(["threshold", "sequential"]))
+        if guard["metric"] in ("predictionPSI", "predictionKS"):  # they compare with stable themselves
+            guard.pop("maxRatioToStable", None)
+            guard.pop("maxDeltaToStable", None)
+            if not {"max", "min"} & set(guard):
+                guard["max"] = draw(POSITIVE)
         optional(guard, draw, "immediate", st.booleans())
         optional(guard, draw, "failureLimit", st.integers(1, 100))
         optional(

@@ -153,7 +153,7 @@ def test_guards_that_never_judge_and_phases_nobody_judges(
     spec = good_spec()
     spec["strategy"].pop("shadow")
     spec["analysis"]["guards"] = [
-        {"name": "shift", "metric": "predictionKS", "maxRatioToStable": 1.2, "phases": ["shadow"]},
+        {"name": "shift", "metric": "predictionKS", "max": 0.2, "phases": ["shadow"]}
     ]
     path = write(tmp_path, manifest(spec))
     code, out, _ = run(path, capsys=capsys)
@@ -163,8 +163,20 @@ def test_guards_that_never_judge_and_phases_nobody_judges(
         "spec.strategy.shadow is not set: it is never active",
         f"{path}:1: error: spec.analysis.guards: no guard is judged in canary: every slice stays Inconclusive "
         "there, so the rollout never gets past it; add 'canary' to a guard's phases",
-        f"{path}:1: error: spec.analysis.guards[0].maxRatioToStable: predictionKS already compares the "
-        "candidate with stable: a bound relative to stable is never judged (always Inconclusive); use max",
+    ]
+
+
+def test_a_distribution_guard_bounded_relative_to_stable_is_refused_like_admission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = good_spec()
+    spec["analysis"]["guards"] = [{"name": "shift", "metric": "predictionKS", "maxRatioToStable": 1.2}]
+    path = write(tmp_path, manifest(spec))
+    code, out, _ = run(path, capsys=capsys)
+    assert code == 1
+    assert out == [
+        f"{path}:1: error: spec.analysis.guards[0].metric: predictionPSI and predictionKS already compare the "
+        "candidate with stable: bound them with max or min",
     ]
 
 
