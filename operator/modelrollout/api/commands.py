@@ -1,8 +1,9 @@
 """Manual commands travel as annotations on the ModelRollout, so they never change the spec Git owns.
 
-`modelrollout.io/paused: "true"` holds the rollout while present. `modelrollout.io/promote` and
-`modelrollout.io/abort` carry a command id (e.g. a timestamp); the operator acts once per new id and records
-it in status.acknowledged. A promote id prefixed with "full:" skips all remaining steps.
+`modelrollout.io/paused: "true"` holds the rollout while present. `modelrollout.io/promote`,
+`modelrollout.io/abort` and `modelrollout.io/retry` carry a command id (e.g. a timestamp); the operator acts
+once per new id and records it in status.acknowledged. A promote id prefixed with "full:" skips all remaining
+steps; retry starts a rolled-back, blocked or failed rollout of the same version again from the beginning.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 PAUSED = "modelrollout.io/paused"
 PROMOTE = "modelrollout.io/promote"
 ABORT = "modelrollout.io/abort"
+RETRY = "modelrollout.io/retry"
 FULL_PREFIX = "full:"
 ENVIRONMENT_FINGERPRINT = "modelrollout.io/environment-fingerprint"
 
@@ -30,3 +32,7 @@ def promote_id(annotations: Mapping[str, str]) -> tuple[str | None, bool]:
 
 def abort_id(annotations: Mapping[str, str]) -> str | None:
     return annotations.get(ABORT, "").strip() or None
+
+
+def retry_id(annotations: Mapping[str, str]) -> str | None:
+    return annotations.get(RETRY, "").strip() or None

@@ -150,6 +150,8 @@ class Acknowledged(Model):
     """Last promote command id handled."""
     abort: str | None = None
     """Last abort command id handled."""
+    retry: str | None = None
+    """Last retry command id handled."""
 
 
 class ModelRolloutStatus(Model):

@@ -39,6 +39,7 @@ POLL_SECONDS = 0.5
 WATCH_POLL_SECONDS = 2.0
 DEFAULT_WAIT = "60s"
 PROMOTABLE = ("Shadow", "Canary")
+RETRIABLE = ("RolledBack", "Blocked", "Failed")
 GIT_TRACKING = ("argocd.argoproj.io/tracking-id", "argocd.argoproj.io/instance")
 
 
@@ -308,6 +309,33 @@ async def _abort(session: Session, args: argparse.Namespace) -> int:
     return OK if done.phase == "RolledBack" or s.phase not in IN_FLIGHT else FAILED
 
 
+async def _retry(session: Session, args: argparse.Namespace) -> int:
+    rollout = view.parse(await session.get(args.name))
+    who = _who(args.name, session.namespace)
+    s = rollout.status
+    if s.phase not in RETRIABLE and not args.force:
+        raise CommandError(
+            f"{who} is {s.phase}: retry restarts a RolledBack, Blocked or Failed rollout; "
+            "use --force to write the command anyway"
+        )
+    value = new_command_id()
+    await session.annotate(args.name, {commands.RETRY: value})
+    session.say(
+        f"retry requested: {who} will roll {s.candidate_version or 'the candidate'} out again from the "
+        f"beginning (id {value})"
+    )
+    if not args.wait:
+        return OK
+    done = await session.wait(
+        args.name,
+        lambda r: r.status.acknowledged.retry == value,
+        args.timeout,
+        f"the operator to acknowledge retry {value}",
+    )
+    session.say(f"acknowledged: {_position(done)}")
+    return OK
+
+
 async def _pause(session: Session, args: argparse.Namespace) -> int:
     rollout = view.parse(await session.get(args.name))
     who = _who(args.name, session.namespace)
@@ -529,6 +557,12 @@ def build_parser() -> argparse.ArgumentParser:
     abort.add_argument("--force", action="store_true", help="write the command whatever the phase")
     _wait_flags(abort, "the operator acknowledges the command")
     abort.set_defaults(run=_abort)
+
+    retry = command("retry", "roll a RolledBack, Blocked or Failed version out again from the beginning")
+    retry.add_argument("name")
+    retry.add_argument("--force", action="store_true", help="write the command whatever the phase")
+    _wait_flags(retry, "the operator acknowledges the command")
+    retry.set_defaults(run=_retry)
 
     pause = command("pause", "hold the rollout where it is (traffic unchanged, guards keep judging)")
     pause.add_argument("name")

@@ -139,6 +139,7 @@ def _commands(annotations: dict[str, str]) -> Commands:
         promote=promote,
         promote_full=full,
         abort=commands.abort_id(annotations),
+        retry=commands.retry_id(annotations),
     )
 
 

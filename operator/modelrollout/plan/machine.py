@@ -149,7 +149,7 @@ class _Tick:
         self.actions.append(Event(type=kind, reason=reason, message=message))
         self.actions.append(Notify(reason=reason, message=message, evidence=evidence or []))
 
-    def _start(self, version: str) -> None:
+    def _start(self, version: str, reason: str = "NewVersion") -> None:
         s = self.status
         s.candidate_version = version
         s.candidate = None
@@ -166,7 +166,9 @@ class _Tick:
             if s.stable_version
             else f"initial deploy of {version}"
         )
-        self._transition("Pending", "NewVersion", f"{what}: checking gates and rollback safety")
+        if reason == "Retry":
+            what = f"retry requested: {what}"
+        self._transition("Pending", reason, f"{what}: checking gates and rollback safety")
 
     def _warm_previous(self, desired: str) -> bool:
         """The spec asks for the previous stable version while it is still up, model-ready and in its window."""
@@ -230,6 +232,14 @@ class _Tick:
                 self._rollback("Aborted", f"rollout of {s.candidate_version} aborted by a person")
             else:
                 self._note("AbortIgnored", f"abort ignored: no rollout in progress (phase {s.phase})")
+        if commands.retry and commands.retry != s.acknowledged.retry:
+            s.acknowledged.retry = commands.retry
+            retriable = s.phase in ("RolledBack", "Blocked", "Failed") and s.candidate_version is not None
+            if retriable and s.candidate_version == self.spec.model.version:
+                s.candidate_scale_down_at = None
+                self._start(s.candidate_version, reason="Retry")
+            else:
+                self._note("RetryIgnored", f"retry ignored: nothing to retry in phase {s.phase}")
         if commands.promote and commands.promote != s.acknowledged.promote:
             s.acknowledged.promote = commands.promote
             self._manual_promote(full=commands.promote_full)

@@ -34,6 +34,7 @@ class Commands:
     promote: str | None = None  # command id; acted on once (status.acknowledged)
     promote_full: bool = False  # skip the remaining steps instead of advancing one
     abort: str | None = None
+    retry: str | None = None
 
 
 @dataclass(frozen=True)

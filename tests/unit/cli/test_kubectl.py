@@ -246,6 +246,9 @@ def acknowledging(kube: FakeKube) -> Callable[[dict[str, Any]], None]:
         if commands.ABORT in notes:
             ack["abort"] = notes[commands.ABORT]
             status.update(phase="RolledBack", canaryWeight=0, message="rolled back to v1")
+        if commands.RETRY in notes:
+            ack["retry"] = notes[commands.RETRY]
+            status.update(phase="Pending", step=0, canaryWeight=0, message="retry requested")
         status["phase"] = "Paused" if notes.get(commands.PAUSED) == "true" else status["phase"]
 
     return react
@@ -317,6 +320,28 @@ def test_abort(fake: FakeKube) -> None:
     assert err == (
         'error: modelrollout "recommender" in namespace "ml" is RolledBack: no rollout in progress to abort; use '
         "--force to write the command anyway\n"
+    )
+
+
+def test_retry_restarts_only_what_failed(fake: FakeKube) -> None:
+    store(fake, in_phase("Canary"))
+    code, _, err = cli("retry", "recommender")
+    assert code == 1
+    assert err == (
+        'error: modelrollout "recommender" in namespace "ml" is Canary: retry restarts a RolledBack, Blocked or '
+        "Failed rollout; use --force to write the command anyway\n"
+    )
+    rolled_back = in_phase("Canary")
+    rolled_back["status"].update(phase="RolledBack", canaryWeight=0)
+    store(fake, rolled_back)
+    fake.operator = acknowledging(fake)
+    code, out, err = cli("retry", "recommender", "--wait")
+    value = annotations(fake)[commands.RETRY]
+    assert (code, err) == (0, "")
+    assert ID.match(value)
+    assert out.splitlines()[0] == (
+        f'retry requested: modelrollout "recommender" in namespace "ml" will roll v2 out again from the '
+        f"beginning (id {value})"
     )
 
 

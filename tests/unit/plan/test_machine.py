@@ -419,3 +419,29 @@ def test_undo_after_the_warm_window_is_a_normal_rollout() -> None:
     world.tick()
     assert world.status.phase == "Warming"
     assert world.status.history[-1].reason == "Deploying"
+
+
+def test_retry_starts_a_rolled_back_version_again_and_acts_once() -> None:
+    world = rolled_out_world()
+    world.run_until(lambda w: w.status.phase == "Canary")
+    world.script = lambda w: verdicts(w.spec, w.now, {"ios": "Fail"})
+    world.tick()
+    assert world.status.phase == "RolledBack"
+    world.script = None
+    world.commands = Commands(retry="r1")
+    world.tick()
+    assert "Retry" in [d.reason for d in world.status.history[-3:]]
+    assert world.status.candidate_version == "v2"
+    world.run_until(lambda w: w.status.phase == "Succeeded")
+    assert world.status.stable_version == "v2"
+    assert world.status.acknowledged.retry == "r1"
+    assert [d.reason for d in world.status.history].count("Retry") == 1
+
+
+def test_retry_is_ignored_when_nothing_failed() -> None:
+    world = rolled_out_world()
+    world.run_until(lambda w: w.status.phase == "Shadow")
+    world.commands = Commands(retry="r1")
+    actions = world.tick()
+    assert world.status.phase == "Shadow"
+    assert any(isinstance(a, Event) and a.reason == "RetryIgnored" for a in actions)
