@@ -264,16 +264,24 @@ async def _promote(session: Session, args: argparse.Namespace) -> int:
         session.warn(f"the earlier promote {earlier} was not acknowledged yet; this one replaces it")
     if phase is None:
         session.warn(f"{who} has no status yet: is the operator running?")
+    await _acknowledged(session, args, "promote", value)
+    return OK
+
+
+async def _acknowledged(
+    session: Session, args: argparse.Namespace, command: str, value: str
+) -> view.Rollout | None:
+    """With --wait, waits until status.acknowledged.<command> shows the id, and says where the rollout is."""
     if not args.wait:
-        return OK
+        return None
     done = await session.wait(
         args.name,
-        lambda r: r.status.acknowledged.promote == value,
+        lambda r: getattr(r.status.acknowledged, command) == value,
         args.timeout,
-        f"the operator to acknowledge promote {value}",
+        f"the operator to acknowledge {command} {value}",
     )
     session.say(f"acknowledged: {_position(done)}")
-    return OK
+    return done
 
 
 def _at_last_step(rollout: view.Rollout) -> bool:
@@ -297,16 +305,8 @@ async def _abort(session: Session, args: argparse.Namespace) -> int:
     )
     if s.phase is None:
         session.warn(f"{who} has no status yet: is the operator running?")
-    if not args.wait:
-        return OK
-    done = await session.wait(
-        args.name,
-        lambda r: r.status.acknowledged.abort == value,
-        args.timeout,
-        f"the operator to acknowledge abort {value}",
-    )
-    session.say(f"acknowledged: {_position(done)}")
-    return OK if done.phase == "RolledBack" or s.phase not in IN_FLIGHT else FAILED
+    done = await _acknowledged(session, args, "abort", value)
+    return OK if done is None or done.phase == "RolledBack" or s.phase not in IN_FLIGHT else FAILED
 
 
 async def _retry(session: Session, args: argparse.Namespace) -> int:
@@ -324,15 +324,7 @@ async def _retry(session: Session, args: argparse.Namespace) -> int:
         f"retry requested: {who} will roll {s.candidate_version or 'the candidate'} out again from the "
         f"beginning (id {value})"
     )
-    if not args.wait:
-        return OK
-    done = await session.wait(
-        args.name,
-        lambda r: r.status.acknowledged.retry == value,
-        args.timeout,
-        f"the operator to acknowledge retry {value}",
-    )
-    session.say(f"acknowledged: {_position(done)}")
+    await _acknowledged(session, args, "retry", value)
     return OK
 
 
