@@ -225,6 +225,9 @@ class Sandbox:
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--goaway-chance=0",
+                # As on clusters that enforce it: setting blockOwnerDeletion needs update on the owner's
+                # finalizers, so the chart's RBAC is tested against the rule, not just `auth can-i`.
+                "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             ],
             http_ok(f"{apiserver}/readyz", token=token),
         )
