@@ -46,4 +46,4 @@ async def analyze(
     results = await asyncio.gather(*(_outcome(client, query, now) for query in distinct))
     by_query = dict(zip(distinct, results, strict=True))
     outcomes = {key: by_query[query] for key, query in plan.queries.items()}
-    return judge(spec, phase, stable, candidate, outcomes, now, queries=len(distinct))
+    return judge(spec, phase, stable, candidate, outcomes, now, queries=len(distinct), since=since)

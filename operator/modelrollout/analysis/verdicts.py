@@ -25,6 +25,7 @@ from modelrollout.analysis.queries import (
     decode_mean,
     decode_values,
     plan_queries,
+    window_seconds,
 )
 from modelrollout.analysis.sequential import ErrorCounts, alpha_per_slice, sequential_errors
 from modelrollout.api.spec import AnalysisPhase, Guard, ModelRolloutSpec
@@ -46,8 +47,11 @@ class _Context:
         candidate: str,
         outcomes: Mapping[str, QueryOutcome],
         now: datetime,
+        since: datetime | None = None,
     ) -> None:
         self.spec = spec
+        # How long the current stage has run: a window reaching back before it covers young series.
+        self.stage_age = (now - since).total_seconds() if since is not None else None
         self.stable = stable
         self.candidate = candidate
         self.outcomes = outcomes
@@ -128,6 +132,15 @@ def _error_counts(requests: float, errors: float) -> ErrorCounts | None:
 def _latency_quantile(
     ctx: _Context, guard: Guard, slice_name: str, query: Query, samples: list[Sample]
 ) -> GuardVerdict:
+    window = window_seconds(ctx.spec)
+    if ctx.stage_age is not None and ctx.stage_age < window:
+        # Prometheus extrapolates each young bucket series of a partial window on its own, which bends the
+        # candidate's shape: a same-distribution shadow once read as PSI 0.74. Shapes wait for a full window.
+        return inconclusive(
+            guard,
+            f"this stage began {ctx.stage_age:.0f}s ago: distributions are compared over a full "
+            f"{window:.0f}s window only",
+        )
     histograms = decode_buckets(samples, query, ctx.stable, ctx.candidate, ctx.slices)
     canary_h, stable_h = histograms.get((slice_name, "canary")), histograms.get((slice_name, "stable"))
     found = Samples(
@@ -170,6 +183,15 @@ def _latency_mean(
 def _prediction(
     ctx: _Context, guard: Guard, slice_name: str, query: Query, samples: list[Sample]
 ) -> GuardVerdict:
+    window = window_seconds(ctx.spec)
+    if ctx.stage_age is not None and ctx.stage_age < window:
+        # Prometheus extrapolates each young bucket series of a partial window on its own, which bends the
+        # candidate's shape: a same-distribution shadow once read as PSI 0.74. Shapes wait for a full window.
+        return inconclusive(
+            guard,
+            f"this stage began {ctx.stage_age:.0f}s ago: distributions are compared over a full "
+            f"{window:.0f}s window only",
+        )
     histograms = decode_buckets(samples, query, ctx.stable, ctx.candidate, ctx.slices)
     canary_h, stable_h = histograms.get((slice_name, "canary")), histograms.get((slice_name, "stable"))
     found = Samples(
@@ -288,6 +310,7 @@ def judge(
     now: datetime,
     *,
     queries: int | None = None,
+    since: datetime | None = None,
 ) -> AnalysisResult:
     """Verdicts for every slice of the spec (declared slices, then 'default') from one tick's outcomes.
 
@@ -295,7 +318,7 @@ def judge(
     its samples or its error. `queries` is the number of queries issued; by default the number of distinct
     outcome objects (guards sharing one query share one outcome object).
     """
-    ctx = _Context(spec, phase, stable, candidate, outcomes, now)
+    ctx = _Context(spec, phase, stable, candidate, outcomes, now, since)
     guards = active_guards(spec, phase)
     errors = _errors(outcomes)
     if not guards:

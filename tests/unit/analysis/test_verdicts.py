@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -318,3 +318,15 @@ def test_psi_judges_the_shift_beyond_sampling_noise_so_small_samples_of_one_dist
     assert psi.verdict == "Pass", psi.reason
     assert psi.canary is not None
     assert psi.canary < 0.1
+
+
+def test_distributions_wait_for_a_window_that_lies_inside_the_stage() -> None:
+    spec = make_spec([{"name": "psi", "metric": "predictionPSI", "max": 0.2}], slices=(), window="10s")
+    same = {0.25: 250.0, 0.5: 500.0, 0.75: 750.0, INF: 1000.0}
+    scores = buckets({("default", S): same, ("default", C): same})
+    young = judge(spec, "shadow", S, C, {"psi": scores}, NOW, since=NOW - timedelta(seconds=6))
+    psi = young.slices["default"].guards[0]
+    assert psi.verdict == "Inconclusive"
+    assert "full 10s window" in psi.reason
+    grown = judge(spec, "shadow", S, C, {"psi": scores}, NOW, since=NOW - timedelta(seconds=11))
+    assert grown.slices["default"].verdict == "Pass"
