@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.sandbox.scenario import Scenario, parse_scenario
 
@@ -28,17 +29,12 @@ def scenario_variant(base: str, name: str, edit: Any) -> Scenario:
 def metric_total(metrics_address: str, name: str, labels: dict[str, str] | None = None) -> float:
     """Sum of a metric's samples on the operator's /metrics whose labels include `labels`."""
     text = httpx.get(f"http://{metrics_address}/metrics", timeout=5).text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name) or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{", 1)[0] != name:
-            continue
-        if labels and not all(f'{k}="{v}"' in head for k, v in labels.items()):
-            continue
-        total += float(value)
-    return total
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())
+    )
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -129,18 +129,29 @@ def _error_counts(requests: float, errors: float) -> ErrorCounts | None:
     return ErrorCounts.from_floats(requests, errors)
 
 
+def _window_not_full(ctx: _Context, guard: Guard) -> GuardVerdict | None:
+    """Inconclusive while the window still reaches back before the current stage began.
+
+    Prometheus extrapolates each young bucket series of a partial window on its own, which bends the
+    candidate's histogram: a same-distribution shadow once read as PSI 0.74. Histogram shapes (quantiles,
+    PSI, KS) are therefore compared over full windows only.
+    """
+    window = window_seconds(ctx.spec)
+    if ctx.stage_age is None or ctx.stage_age >= window:
+        return None
+    return inconclusive(
+        guard,
+        f"this stage began {ctx.stage_age:.0f}s ago: distributions are compared over a full "
+        f"{window:.0f}s window only",
+    )
+
+
 def _latency_quantile(
     ctx: _Context, guard: Guard, slice_name: str, query: Query, samples: list[Sample]
 ) -> GuardVerdict:
-    window = window_seconds(ctx.spec)
-    if ctx.stage_age is not None and ctx.stage_age < window:
-        # Prometheus extrapolates each young bucket series of a partial window on its own, which bends the
-        # candidate's shape: a same-distribution shadow once read as PSI 0.74. Shapes wait for a full window.
-        return inconclusive(
-            guard,
-            f"this stage began {ctx.stage_age:.0f}s ago: distributions are compared over a full "
-            f"{window:.0f}s window only",
-        )
+    early = _window_not_full(ctx, guard)
+    if early is not None:
+        return early
     histograms = decode_buckets(samples, query, ctx.stable, ctx.candidate, ctx.slices)
     canary_h, stable_h = histograms.get((slice_name, "canary")), histograms.get((slice_name, "stable"))
     found = Samples(
@@ -183,15 +194,9 @@ def _latency_mean(
 def _prediction(
     ctx: _Context, guard: Guard, slice_name: str, query: Query, samples: list[Sample]
 ) -> GuardVerdict:
-    window = window_seconds(ctx.spec)
-    if ctx.stage_age is not None and ctx.stage_age < window:
-        # Prometheus extrapolates each young bucket series of a partial window on its own, which bends the
-        # candidate's shape: a same-distribution shadow once read as PSI 0.74. Shapes wait for a full window.
-        return inconclusive(
-            guard,
-            f"this stage began {ctx.stage_age:.0f}s ago: distributions are compared over a full "
-            f"{window:.0f}s window only",
-        )
+    early = _window_not_full(ctx, guard)
+    if early is not None:
+        return early
     histograms = decode_buckets(samples, query, ctx.stable, ctx.candidate, ctx.slices)
     canary_h, stable_h = histograms.get((slice_name, "canary")), histograms.get((slice_name, "stable"))
     found = Samples(

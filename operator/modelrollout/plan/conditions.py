@@ -20,28 +20,20 @@ def set_condition(
     generation: int | None,
 ) -> None:
     """Upserts a condition; lastTransitionTime moves only when the status value changes."""
-    for index, existing in enumerate(status.conditions):
-        if existing.type == kind:
-            since = existing.last_transition_time if existing.status == value else now
-            status.conditions[index] = Condition(
-                type=kind,
-                status=value,
-                reason=reason,
-                message=message,
-                last_transition_time=since,
-                observed_generation=generation,
-            )
-            return
-    status.conditions.append(
-        Condition(
-            type=kind,
-            status=value,
-            reason=reason,
-            message=message,
-            last_transition_time=now,
-            observed_generation=generation,
-        )
+    index = next((i for i, c in enumerate(status.conditions) if c.type == kind), None)
+    existing = status.conditions[index] if index is not None else None
+    condition = Condition(
+        type=kind,
+        status=value,
+        reason=reason,
+        message=message,
+        last_transition_time=existing.last_transition_time if existing and existing.status == value else now,
+        observed_generation=generation,
     )
+    if index is None:
+        status.conditions.append(condition)
+    else:
+        status.conditions[index] = condition
 
 
 def awaiting_promotion(status: ModelRolloutStatus) -> bool:
