@@ -21,6 +21,8 @@ from kubernetes.aio import client, config
 from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox, kubectl, wait_established
 
 REPO = Path(__file__).resolve().parents[1]
+UNIT_TIMEOUT = 60.0
+"""Seconds a unit test may take (the slowest takes a few); a hang fails it, instead of the session's 600 s."""
 CRD_FILE = REPO / "crds" / "modelrollout.yaml"
 
 
@@ -43,6 +45,13 @@ class Cluster:
                 "this test drives local processes and needs the sandbox, not an external cluster"
             )
         return self.sandbox
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unit = REPO / "tests" / "unit"
+    for item in items:
+        if item.path.is_relative_to(unit) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +97,7 @@ async def api_client(cluster: Cluster) -> AsyncIterator[client.ApiClient]:
 
 
 @dataclass
-class Kube:
+class NamespacedApi:
     """An async client bound to the test's namespace."""
 
     api: client.ApiClient
@@ -122,5 +131,5 @@ async def namespace(api_client: client.ApiClient) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def kube(api_client: client.ApiClient, namespace: str) -> Kube:
-    return Kube(api_client, namespace)
+async def kube(api_client: client.ApiClient, namespace: str) -> NamespacedApi:
+    return NamespacedApi(api_client, namespace)

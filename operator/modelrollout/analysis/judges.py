@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from modelrollout.api.spec import Analysis, Guard, Thresholds
+from modelrollout.api.guards import Analysis, Guard, Thresholds
 from modelrollout.api.status import GuardVerdict, Samples
 
 DEFAULT_RATIO_FLOOR = 1e-6

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from modelrollout.analysis.model import (
+from modelrollout.analysis.results import (
     BadData,
     ExecutionError,
     PrometheusError,
@@ -23,13 +23,14 @@ from modelrollout.analysis.model import (
     Unavailable,
 )
 from modelrollout.api.common import seconds
-from modelrollout.api.spec import PrometheusSource
+from modelrollout.api.guards import PrometheusSource
 
 __all__ = [
     "BadData",
     "ExecutionError",
     "PrometheusClient",
     "PrometheusError",
+    "PrometheusPool",
     "QueryTimeout",
     "Sample",
     "Unavailable",
@@ -170,3 +171,23 @@ class PrometheusClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class PrometheusPool:
+    """One client per (URL, timeout), shared by every rollout that reads the same Prometheus."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.transport = transport
+        """Transport for every client (tests inject an httpx.MockTransport); None: real HTTP."""
+        self.clients: dict[tuple[str, float], PrometheusClient] = {}
+
+    def for_source(self, source: PrometheusSource) -> PrometheusClient:
+        key = (source.url, seconds(source.timeout))
+        if key not in self.clients:
+            self.clients[key] = PrometheusClient.from_source(source, transport=self.transport)
+        return self.clients[key]
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from modelrollout.analysis.model import Sample
+from modelrollout.analysis.results import Sample
 from modelrollout.api.common import seconds
-from modelrollout.api.spec import AnalysisPhase, Guard, ModelRolloutSpec
+from modelrollout.api.guards import AnalysisPhase, Guard
+from modelrollout.api.spec import ModelRolloutSpec
 
 Role = Literal["stable", "canary"]
 Kind = Literal["counts", "buckets", "mean", "scores", "custom"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from modelrollout.analysis.model import AnalysisResult, PrometheusError, QueryOutcome, Unavailable
 from modelrollout.analysis.prometheus import PrometheusClient
 from modelrollout.analysis.queries import Query, plan_queries
+from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Unavailable
 from modelrollout.analysis.verdicts import judge
-from modelrollout.api.spec import AnalysisPhase, ModelRolloutSpec
+from modelrollout.api.guards import AnalysisPhase
+from modelrollout.api.spec import ModelRolloutSpec
 
 
 async def _outcome(client: PrometheusClient, query: Query, now: datetime) -> QueryOutcome:

@@ -33,7 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelrollout.analysis.judges import fmt, inconclusive
-from modelrollout.api.spec import Guard, ModelRolloutSpec, Thresholds
+from modelrollout.api.guards import Guard, Thresholds
+from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import GuardVerdict, Samples
 
 _GRID_POINTS = 12

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from modelrollout.analysis import distributions
 from modelrollout.analysis.judges import fmt, inconclusive, judge_thresholds, ratio_floor, required_samples
-from modelrollout.analysis.model import AnalysisResult, PrometheusError, QueryOutcome, Sample, SliceVerdict
 from modelrollout.analysis.queries import (
     LATENCY_QUANTILES,
     REQUESTS_KEY,
@@ -27,8 +26,10 @@ from modelrollout.analysis.queries import (
     plan_queries,
     window_seconds,
 )
+from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Sample, SliceVerdict
 from modelrollout.analysis.sequential import ErrorCounts, alpha_per_slice, sequential_errors
-from modelrollout.api.spec import AnalysisPhase, Guard, ModelRolloutSpec
+from modelrollout.api.guards import AnalysisPhase, Guard
+from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import GuardVerdict, Samples, Verdict
 
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-PAUSED = "modelrollout.io/paused"
-PROMOTE = "modelrollout.io/promote"
-ABORT = "modelrollout.io/abort"
-RETRY = "modelrollout.io/retry"
+from modelrollout.identity import ABORT_ANNOTATION as ABORT
+from modelrollout.identity import PAUSED_ANNOTATION as PAUSED
+from modelrollout.identity import PROMOTE_ANNOTATION as PROMOTE
+from modelrollout.identity import RETRY_ANNOTATION as RETRY
+
+__all__ = [
+    "ABORT",
+    "FULL_PREFIX",
+    "PAUSED",
+    "PROMOTE",
+    "RETRY",
+    "abort_id",
+    "is_paused",
+    "promote_id",
+    "retry_id",
+]
+
 FULL_PREFIX = "full:"
-ENVIRONMENT_FINGERPRINT = "modelrollout.io/environment-fingerprint"
 
 
 def is_paused(annotations: Mapping[str, str]) -> bool:

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+# Visible ASCII only: `\s` would differ between admission (RE2: ASCII spaces) and pydantic (Unicode spaces).
+URL_PATTERN = r"^https?://[!-~]+$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
@@ -38,6 +40,12 @@ def seconds(duration: str) -> float:
             f"invalid duration {duration!r}: use a number with a unit ms, s, m or h, e.g. 30s or 1m30s"
         )
     return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION_PART.findall(duration))
+
+
+def unique(items: list[Any], key: str) -> bool:
+    """Whether the items' `key` attributes are all different (names of slices, guards, gates)."""
+    values = [getattr(item, key) for item in items]
+    return len(values) == len(set(values))
 
 
 def without_nulls(data: Any) -> Any:

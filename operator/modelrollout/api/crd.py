@@ -13,14 +13,7 @@ import yaml
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
-
-GROUP = "modelrollout.io"
-VERSION = "v1alpha1"
-KIND = "ModelRollout"
-PLURAL = "modelrollouts"
-SINGULAR = "modelrollout"
-SHORT_NAMES = ["mro"]
-API_VERSION = f"{GROUP}/{VERSION}"
+from modelrollout.identity import CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 
 _DROP = {"title", "default", "examples", "example"}
 
@@ -117,7 +110,7 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/name": "modelrollout"}},
+        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/name": "modelrollout"}},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
@@ -126,7 +119,7 @@ def crd() -> dict[str, Any]:
                 "listKind": f"{KIND}List",
                 "plural": PLURAL,
                 "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
+                "shortNames": list(SHORT_NAMES),
                 "categories": ["all", "modelrollout"],
             },
             "versions": [

@@ -25,6 +25,21 @@ Phase = Literal[
     "Paused",
     "Failed",
 ]
+# Phase groups: what each part of the product asks of a phase, named once.
+IN_FLIGHT: frozenset[str] = frozenset({"Pending", "Warming", "Shadow", "Canary", "Promoting", "Paused"})
+"""A rollout is under way (a candidate exists and may still be promoted or rolled back)."""
+PROGRESSING: frozenset[str] = frozenset({"Pending", "Warming", "Shadow", "Canary", "Promoting"})
+"""The operator is moving the rollout on by itself (in flight and not paused)."""
+JUDGED: frozenset[str] = frozenset({"Shadow", "Canary"})
+"""Guards are evaluated (also while paused in one of these)."""
+PROMOTABLE: frozenset[str] = frozenset({"Shadow", "Canary"})
+"""`promote` moves these on."""
+PAUSABLE: frozenset[str] = frozenset({"Warming", "Shadow", "Canary", "Promoting"})
+"""`pause` holds these."""
+TERMINAL: frozenset[str] = frozenset({"Succeeded", "RolledBack", "Blocked", "Failed"})
+"""Nothing more happens without a new version or a command."""
+FAILED: frozenset[str] = frozenset({"RolledBack", "Blocked", "Failed"})
+"""Ended without the candidate serving: Degraded, Warning events, and what `retry` restarts."""
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 HISTORY_LIMIT = 20

@@ -19,27 +19,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import aiohttp
 import yaml
 from rich.console import Console
 from rich.live import Live
 
 from modelrollout import __version__
 from modelrollout.api import commands
+from modelrollout.api import status as phases
 from modelrollout.api.common import seconds
-from modelrollout.api.crd import API_VERSION
 from modelrollout.cli import lint as linting
 from modelrollout.cli import view
-from modelrollout.kube import Kube, KubeError, default_namespace
-from modelrollout.plan.machine import IN_FLIGHT
+from modelrollout.identity import API_VERSION
+from modelrollout.kube import KubeApi, KubeError, connect, default_namespace
 
 PROG = "kubectl modelrollout"
 OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
 POLL_SECONDS = 0.5
 WATCH_POLL_SECONDS = 2.0
 DEFAULT_WAIT = "60s"
-PROMOTABLE = ("Shadow", "Canary")
-RETRIABLE = ("RolledBack", "Blocked", "Failed")
 GIT_TRACKING = ("argocd.argoproj.io/tracking-id", "argocd.argoproj.io/instance")
 
 
@@ -83,7 +80,7 @@ def _not_found(name: str, namespace: str) -> CommandError:
 class Session:
     """One command's view of the cluster: the Kube client, the namespace and the output streams."""
 
-    def __init__(self, kube: Kube, namespace: str, out: TextIO, err: TextIO) -> None:
+    def __init__(self, kube: KubeApi, namespace: str, out: TextIO, err: TextIO) -> None:
         self.kube = kube
         self.namespace = namespace
         self.out = out
@@ -241,7 +238,7 @@ async def _promote(session: Session, args: argparse.Namespace) -> int:
     rollout = view.parse(body)
     who = _who(args.name, session.namespace)
     phase = rollout.phase
-    if phase is not None and phase not in PROMOTABLE and not args.force:
+    if phase is not None and phase not in phases.PROMOTABLE and not args.force:
         hint = " (resume it first)" if phase == "Paused" else ""
         raise CommandError(
             f"{who} is {phase}{hint}: the operator promotes only in Shadow or Canary and would ignore "
@@ -293,7 +290,7 @@ async def _abort(session: Session, args: argparse.Namespace) -> int:
     rollout = view.parse(await session.get(args.name))
     who = _who(args.name, session.namespace)
     s = rollout.status
-    if s.phase is not None and s.phase not in IN_FLIGHT and not args.force:
+    if s.phase is not None and s.phase not in phases.IN_FLIGHT and not args.force:
         raise CommandError(
             f"{who} is {s.phase}: no rollout in progress to abort; use --force to write the command anyway"
         )
@@ -306,14 +303,14 @@ async def _abort(session: Session, args: argparse.Namespace) -> int:
     if s.phase is None:
         session.warn(f"{who} has no status yet: is the operator running?")
     done = await _acknowledged(session, args, "abort", value)
-    return OK if done is None or done.phase == "RolledBack" or s.phase not in IN_FLIGHT else FAILED
+    return OK if done is None or done.phase == "RolledBack" or s.phase not in phases.IN_FLIGHT else FAILED
 
 
 async def _retry(session: Session, args: argparse.Namespace) -> int:
     rollout = view.parse(await session.get(args.name))
     who = _who(args.name, session.namespace)
     s = rollout.status
-    if s.phase not in RETRIABLE and not args.force:
+    if s.phase not in phases.FAILED and not args.force:
         raise CommandError(
             f"{who} is {s.phase}: retry restarts a RolledBack, Blocked or Failed rollout; "
             "use --force to write the command anyway"
@@ -334,7 +331,7 @@ async def _pause(session: Session, args: argparse.Namespace) -> int:
     await session.annotate(args.name, {commands.PAUSED: "true"})
     phase = rollout.phase
     session.say(f"pause requested: {who} holds its traffic where it is until resumed")
-    if phase in view.TERMINAL_PHASES:
+    if phase in phases.TERMINAL:
         session.say(
             f"{who} is {phase}: nothing is in progress; the next rollout pauses once its candidate is warming"
         )
@@ -345,7 +342,7 @@ async def _pause(session: Session, args: argparse.Namespace) -> int:
         return OK
     done = await session.wait(
         args.name,
-        lambda r: r.phase == "Paused" or r.phase in view.TERMINAL_PHASES,
+        lambda r: r.phase == "Paused" or r.phase in phases.TERMINAL,
         args.timeout,
         "phase Paused",
     )
@@ -409,7 +406,7 @@ async def _undo(session: Session, args: argparse.Namespace) -> int:
                 "see status.previousWarmUntil); going back now is a full, cold rollout of it. Use --force "
                 "to do it anyway"
             )
-        if s.phase in IN_FLIGHT and s.candidate_version:
+        if s.phase in phases.IN_FLIGHT and s.candidate_version:
             raise CommandError(
                 f"{who} is rolling out {s.candidate_version} ({s.phase}): use `{PROG} abort {args.name}` to "
                 "stop it; undo goes back to the previous version after a promotion. Use --force to replace "
@@ -592,12 +589,10 @@ CommandRun = Callable[[Session, argparse.Namespace], Awaitable[int]]
 
 
 async def _run_cluster(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from kubernetes.aio.config import ConfigException
-
     try:
         namespace = args.namespace or default_namespace(args.kubeconfig, args.context)
-        kube = await Kube.connect(args.kubeconfig, args.context)
-    except (ConfigException, KubeError, OSError, ValueError, TypeError, KeyError) as error:
+        kube = await connect(args.kubeconfig, args.context)
+    except KubeError as error:
         raise CommandError(f"cannot load the kubeconfig: {error}") from None
     run: CommandRun = args.run
     try:
@@ -624,13 +619,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         print(f"error: {error}", file=err, flush=True)
         return error.code
     except KubeError as error:
-        print(f"error: {error}", file=err, flush=True)
+        reach = "cannot reach the API server: " if error.unreachable else ""
+        print(f"error: {reach}{error}", file=err, flush=True)
         return FAILED
     except KeyboardInterrupt:
         return INTERRUPTED
-    except (OSError, aiohttp.ClientError) as error:
-        print(f"error: cannot reach the API server: {error}", file=err, flush=True)
-        return FAILED
 
 
 if __name__ == "__main__":

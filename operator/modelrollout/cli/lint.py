@@ -24,9 +24,10 @@ import yaml
 
 from modelrollout.analysis.distributions import psi_noise_floor
 from modelrollout.api.common import seconds
-from modelrollout.api.crd import GROUP, KIND, VERSION
-from modelrollout.api.spec import Guard, ModelRolloutSpec, StringMatch
+from modelrollout.api.guards import Guard
+from modelrollout.api.spec import ModelRolloutSpec, StringMatch
 from modelrollout.api.validation import lint_spec
+from modelrollout.identity import GROUP, KIND, VERSION
 from modelrollout.serving.metrics import SCORE_BUCKETS
 from modelrollout.workloads.render import fingerprint
 

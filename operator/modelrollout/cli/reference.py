@@ -18,9 +18,9 @@ from pydantic.fields import FieldInfo
 
 from modelrollout.api import commands
 from modelrollout.api.common import DNS_LABEL_PATTERN, DURATION_PATTERN
-from modelrollout.api.crd import API_VERSION, KIND, PLURAL, SHORT_NAMES
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.identity import API_VERSION, ENVIRONMENT_ANNOTATION, KIND, PLURAL, SHORT_NAMES
 
 COMMAND = "modelrollout docs reference --output docs/reference.md"
 MODEL_DEFAULT = "each field's default"
@@ -301,7 +301,7 @@ def _commands() -> list[str]:
             "`kubectl modelrollout abort`",
         ),
         (
-            commands.ENVIRONMENT_FINGERPRINT,
+            ENVIRONMENT_ANNOTATION,
             "free text",
             "On `spec.template.metadata.annotations`: the serving environment's declared fingerprint, recorded "
             "in each version's `status.*.fingerprint.environment`.",

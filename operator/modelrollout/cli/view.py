@@ -22,6 +22,7 @@ from rich.text import Text
 from modelrollout.api import commands
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import (
+    TERMINAL,
     Decision,
     Fingerprint,
     GuardVerdict,
@@ -31,8 +32,6 @@ from modelrollout.api.status import (
 )
 from modelrollout.api.validation import describe
 
-TERMINAL_PHASES = ("Succeeded", "RolledBack", "Blocked", "Failed")
-FAILED_PHASES = ("RolledBack", "Blocked", "Failed")
 PLAIN_WIDTH = 200
 _PHASE_STYLE = {
     "Succeeded": "bold green",
@@ -141,7 +140,7 @@ class Rollout:
     @property
     def finished(self) -> bool:
         """A terminal phase that belongs to the latest spec: nothing more will happen on its own."""
-        return self.current and self.phase in TERMINAL_PHASES
+        return self.current and self.phase in TERMINAL
 
     def steps(self) -> int | None:
         return len(self.spec.strategy.canary.steps) if self.spec else None

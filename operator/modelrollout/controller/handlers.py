@@ -13,16 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import kopf
 
-from modelrollout.api.crd import GROUP, PLURAL, VERSION
 from modelrollout.controller.metrics import OperatorMetrics
-from modelrollout.controller.reconcile import RETRY_AFTER_ERROR, Reconciler, Runtime
-from modelrollout.kube import Kube
+from modelrollout.controller.outbound import Outbound
+from modelrollout.controller.runtime import Runtime
+from modelrollout.controller.tick import RETRY_AFTER_ERROR, Reconciler
+from modelrollout.identity import FINALIZER, GROUP, PLURAL, VERSION
+from modelrollout.kube import connect
 
 log = logging.getLogger("modelrollout.operator")
-FINALIZER = "modelrollout.io/operator"
 
 
 @dataclass
@@ -53,10 +53,10 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    kube = await Kube.connect(STATE.config.kubeconfig)
+    kube = await connect(STATE.config.kubeconfig)
     STATE.runtime = Runtime(
         kube=kube,
-        http=httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(retries=0)),
+        outbound=Outbound(),
         metrics=STATE.config.metrics,
         status_refresh=STATE.config.status_refresh,
     )
@@ -89,8 +89,7 @@ def _changed(event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.
         # The daemon stopped before the finalizer went, so no tick will see the rollout gone: drop its series
         # (and its memory) here, or dashboards and alerts keep showing a rollout that no longer exists.
         if STATE.runtime is not None:
-            STATE.runtime.metrics.forget(key[0], name)
-            STATE.runtime.last_status_write.pop(key, None)
+            STATE.runtime.forget(key[0], name)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

@@ -9,105 +9,81 @@ from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from modelrollout.analysis.model import AnalysisResult
+from modelrollout.analysis.results import AnalysisResult
 from modelrollout.api.status import ModelRolloutStatus, Phase
 
 PHASES: tuple[str, ...] = get_args(Phase)
 VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0}
 
 
+ROLLOUT = ("namespace", "rollout")
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
 class OperatorMetrics:
+    """Every series the operator exports, in one registry (the /metrics endpoint serves it)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.phase = Gauge(
-            "modelrollout_phase",
-            "1 for the rollout's current phase, 0 for the others",
-            ["namespace", "rollout", "phase"],
-            registry=r,
+        g, c = self._gauge, self._counter
+        self.phase = g("modelrollout_phase", "1 for the rollout's current phase, 0 for the others", "phase")
+        self.step = g("modelrollout_step", "Current canary step (1-based, 0 outside the canary)")
+        self.weight = g(
+            "modelrollout_canary_weight_percent", "Candidate share of a slice's requests", "slice"
         )
-        self.step = Gauge(
-            "modelrollout_step",
-            "Current canary step (1-based, 0 outside the canary)",
-            ["namespace", "rollout"],
-            registry=r,
-        )
-        self.weight = Gauge(
-            "modelrollout_canary_weight_percent",
-            "Candidate share of a slice's requests",
-            ["namespace", "rollout", "slice"],
-            registry=r,
-        )
-        self.mirror = Gauge(
-            "modelrollout_mirror_percent",
-            "Share mirrored to the candidate",
-            ["namespace", "rollout"],
-            registry=r,
-        )
-        self.guard_value = Gauge(
+        self.mirror = g("modelrollout_mirror_percent", "Share mirrored to the candidate")
+        self.guard_value = g(
             "modelrollout_guard_value",
             "Latest guard value per slice and version (role: stable or canary)",
-            ["namespace", "rollout", "slice", "guard", "role"],
-            registry=r,
+            "slice",
+            "guard",
+            "role",
         )
-        self.guard_threshold = Gauge(
-            "modelrollout_guard_threshold",
-            "Bound the candidate's value was held to",
-            ["namespace", "rollout", "slice", "guard"],
-            registry=r,
+        self.guard_threshold = g(
+            "modelrollout_guard_threshold", "Bound the candidate's value was held to", "slice", "guard"
         )
-        self.guard_verdict = Gauge(
+        self.guard_verdict = g(
             "modelrollout_guard_verdict",
             "Latest guard verdict: 1 Pass, 0 Inconclusive, -1 Fail",
-            ["namespace", "rollout", "slice", "guard"],
-            registry=r,
+            "slice",
+            "guard",
         )
-        self.slice_verdict = Gauge(
-            "modelrollout_slice_verdict",
-            "Latest slice verdict: 1 Pass, 0 Inconclusive, -1 Fail",
-            ["namespace", "rollout", "slice"],
-            registry=r,
+        self.slice_verdict = g(
+            "modelrollout_slice_verdict", "Latest slice verdict: 1 Pass, 0 Inconclusive, -1 Fail", "slice"
         )
         self.analysis_seconds = Histogram(
             "modelrollout_analysis_duration_seconds",
             "Time to query Prometheus and judge every slice, per tick",
-            ["namespace", "rollout"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
+            ROLLOUT,
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
         )
         self.tick_seconds = Histogram(
             "modelrollout_reconcile_duration_seconds",
             "Time of one reconcile tick (reads, analysis, plan, writes)",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
+            buckets=SECONDS_BUCKETS,
+            registry=self.registry,
         )
-        self.queries = Counter(
-            "modelrollout_prometheus_queries_total",
-            "Prometheus queries issued",
-            ["namespace", "rollout"],
-            registry=r,
-        )
-        self.decisions = Counter(
-            "modelrollout_decisions_total",
-            "Decisions taken, by reason",
-            ["namespace", "rollout", "reason"],
-            registry=r,
-        )
+        self.queries = c("modelrollout_prometheus_queries_total", "Prometheus queries issued")
+        self.decisions = c("modelrollout_decisions_total", "Decisions taken, by reason", "reason")
         self.api_writes = Counter(
-            "modelrollout_api_writes_total", "Kubernetes API writes, by object kind", ["kind"], registry=r
+            "modelrollout_api_writes_total",
+            "Kubernetes API writes, by object kind",
+            ["kind"],
+            registry=self.registry,
         )
-        self.errors = Counter(
-            "modelrollout_reconcile_errors_total",
-            "Ticks that hit an error, by cause",
-            ["namespace", "rollout", "cause"],
-            registry=r,
+        self.errors = c("modelrollout_reconcile_errors_total", "Ticks that hit an error, by cause", "cause")
+        self.notification_failures = c(
+            "modelrollout_notification_failures_total", "Notification webhooks that failed"
         )
-        self.notification_failures = Counter(
-            "modelrollout_notification_failures_total",
-            "Notification webhooks that failed",
-            ["namespace", "rollout"],
-            registry=r,
-        )
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        """A gauge per rollout (namespace, rollout, then `labels`)."""
+        return Gauge(name, documentation, [*ROLLOUT, *labels], registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        """A counter per rollout (namespace, rollout, then `labels`)."""
+        return Counter(name, documentation, [*ROLLOUT, *labels], registry=self.registry)
 
     def observe_status(self, namespace: str, rollout: str, status: ModelRolloutStatus) -> None:
         for phase in PHASES:

@@ -1,11 +1,18 @@
-"""Standard conditions derived from the phase, so kubectl wait, Argo CD and alerts can read the rollout."""
+"""Every condition the operator sets, authored here and nowhere else.
+
+Ready, Progressing, Degraded, InvalidSpec, RollbackSafe and MetricsAvailable are derived by the planner each
+tick (`update_conditions`); Reconciled (whether the tick's writes landed) and InvalidSpec for a spec that
+does not even validate are set by the controller through `reconciled` and `spec_refused`, so kubectl wait,
+Argo CD and alerts read one vocabulary.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from modelrollout.api.spec import ModelRolloutSpec
-from modelrollout.api.status import Condition, ConditionStatus, ModelRolloutStatus
+from modelrollout.api.status import FAILED, PROGRESSING, Condition, ConditionStatus, ModelRolloutStatus
+from modelrollout.plan.observations import Observations
 
 AWAITING_PROMOTION = "AwaitingPromotion"
 
@@ -45,67 +52,64 @@ def awaiting_promotion(status: ModelRolloutStatus) -> bool:
 def update_conditions(
     status: ModelRolloutStatus,
     spec: ModelRolloutSpec,
-    now: datetime,
-    generation: int,
+    observations: Observations,
     safety_reasons: list[str] | None,
 ) -> None:
+    """The conditions the planner derives from the new status and this tick's observations."""
+
+    def put(kind: str, value: ConditionStatus, reason: str, message: str) -> None:
+        set_condition(status, kind, value, reason, message, observations.now, observations.generation)
+
     phase = status.phase or "Pending"
     serving = status.stable_version is not None
     ready: ConditionStatus = "True" if serving and phase != "Failed" else "False"
-    set_condition(
-        status,
+    put(
         "Ready",
         ready,
         "StableServing" if ready == "True" else phase,
         f"{status.stable_version} serves users" if serving else "no version serves users yet",
-        now,
-        generation,
     )
-    progressing = phase in ("Pending", "Warming", "Shadow", "Canary", "Promoting")
     reason = AWAITING_PROMOTION if awaiting_promotion(status) else phase
-    set_condition(
-        status, "Progressing", "True" if progressing else "False", reason, status.message, now, generation
-    )
-    degraded = phase in ("RolledBack", "Blocked", "Failed")
-    set_condition(
-        status,
-        "Degraded",
-        "True" if degraded else "False",
-        phase if degraded else "Healthy",
-        status.message if degraded else "",
-        now,
-        generation,
-    )
+    put("Progressing", _true(phase in PROGRESSING), reason, status.message)
+    degraded = phase in FAILED
+    put("Degraded", _true(degraded), phase if degraded else "Healthy", status.message if degraded else "")
     last = status.history[-1] if status.history else None
     invalid = phase == "Blocked" and last is not None and last.reason == "InvalidTemplate"
-    set_condition(
-        status,
+    put(
         "InvalidSpec",
-        "True" if invalid else "False",
+        _true(invalid),
         "InvalidTemplate" if invalid else "Valid",
         status.message if invalid else "",
-        now,
-        generation,
     )
     if safety_reasons is not None:
         if safety_reasons:
             verdict = "blocked" if spec.rollback.rollback_safety == "block" else "warning only"
-            set_condition(
-                status,
-                "RollbackSafe",
-                "False",
-                "SchemaIncompatible",
-                f"({verdict}) " + "; ".join(safety_reasons),
-                now,
-                generation,
-            )
+            put("RollbackSafe", "False", "SchemaIncompatible", f"({verdict}) " + "; ".join(safety_reasons))
         else:
-            set_condition(
-                status,
-                "RollbackSafe",
-                "True",
-                "SchemaCompatible",
-                f"{status.stable_version} can serve requests shaped for {status.candidate_version}",
-                now,
-                generation,
-            )
+            compatible = f"{status.stable_version} can serve requests shaped for {status.candidate_version}"
+            put("RollbackSafe", "True", "SchemaCompatible", compatible)
+    if observations.analysis is not None:
+        errors = observations.analysis.errors
+        if errors:
+            put("MetricsAvailable", "False", "QueryFailed", errors[0])
+        else:
+            put("MetricsAvailable", "True", "QueriesAnswered", "")
+
+
+def _true(value: bool) -> ConditionStatus:
+    return "True" if value else "False"
+
+
+def reconciled(status: ModelRolloutStatus, failure: str | None, now: datetime, generation: int) -> None:
+    """Whether this tick's writes (routes, workloads) landed; `failure` says what did not."""
+    if failure is None:
+        set_condition(status, "Reconciled", "True", "Applied", "", now, generation)
+    else:
+        set_condition(status, "Reconciled", "False", "ApplyFailed", failure, now, generation)
+
+
+def spec_refused(status: ModelRolloutStatus, message: str, now: datetime, generation: int) -> None:
+    """The spec (or a status this operator cannot read) does not validate: nothing moves until it is fixed."""
+    set_condition(status, "InvalidSpec", "True", "ValidationFailed", message, now, generation)
+    status.message = message
+    status.observed_generation = generation

@@ -22,7 +22,8 @@ from rich.text import Text
 from modelrollout.api import commands
 from modelrollout.api.common import seconds
 from modelrollout.api.crd import render as render_crd
-from modelrollout.kube import Kube
+from modelrollout.api.status import TERMINAL
+from modelrollout.kube import KubeApi, connect
 from modelrollout.sandbox.cluster import Sandbox, SandboxState, wait_established
 from modelrollout.sandbox.fleet import Fleet
 from modelrollout.sandbox.operator_process import OperatorProcess
@@ -30,7 +31,6 @@ from modelrollout.sandbox.report import write_report
 from modelrollout.sandbox.scenario import Event, Scenario, load_scenario
 from modelrollout.sandbox.trafficgen import TrafficGenerator, TrafficStats
 
-TERMINAL = ("Succeeded", "RolledBack", "Blocked", "Failed")
 VERDICT_STYLE = {"Pass": "green", "Fail": "bold red", "Inconclusive": "yellow"}
 
 
@@ -74,7 +74,7 @@ class _Fault:
 
 @dataclass
 class _Run:
-    kube: Kube
+    kube: KubeApi
     namespace: str
     name: str
     candidate: str
@@ -118,7 +118,7 @@ class DemoRunner:
             await asyncio.to_thread(self.sandbox.up)
         state = self.sandbox.state
         assert state is not None, "the sandbox must be up"
-        kube = await Kube.connect(state.kubeconfig)
+        kube = await connect(state.kubeconfig)
         fleet = Fleet.from_scenario(self.sandbox, self.scenario, namespace=self.namespace)
         # Evidence refreshed every tick: the live view and the report show current guard values.
         operator = OperatorProcess(
@@ -187,16 +187,16 @@ class DemoRunner:
                 await asyncio.to_thread(self.sandbox.down)
 
     # Steps -------------------------------------------------------------------------------------------------
-    async def _prepare(self, state: SandboxState, kube: Kube) -> None:
+    async def _prepare(self, state: SandboxState, kube: KubeApi) -> None:
         self.sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=render_crd())
         wait_established(self.sandbox.kubeconfig, "modelrollouts.modelrollout.io")
         if self.sandbox.kubectl("get", "namespace", self.namespace, check=False).returncode != 0:
             self.sandbox.kubectl("create", "namespace", self.namespace)
 
-    async def _apply(self, kube: Kube, manifest: dict[str, Any]) -> None:
+    async def _apply(self, kube: KubeApi, manifest: dict[str, Any]) -> None:
         await asyncio.to_thread(self.sandbox.kubectl, "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
 
-    async def _wait_stable(self, kube: Kube, run: _Run, within: float) -> None:
+    async def _wait_stable(self, kube: KubeApi, run: _Run, within: float) -> None:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             body = await kube.get_rollout(run.namespace, run.name) or {}
@@ -206,7 +206,7 @@ class DemoRunner:
             await asyncio.sleep(0.5)
         raise TimeoutError(f"{run.name} did not make {run.stable} stable within {within:.0f}s")
 
-    def _traffic(self, kube: Kube, fleet: Fleet, run: _Run) -> TrafficGenerator:
+    def _traffic(self, kube: KubeApi, fleet: Fleet, run: _Run) -> TrafficGenerator:
         vs_name = self.scenario.rollout.spec.traffic.istio.virtual_service
         versions: dict[str, str] = {}
 

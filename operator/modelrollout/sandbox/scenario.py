@@ -24,10 +24,10 @@ from pydantic_core import PydanticCustomError
 from modelrollout.api.common import DnsLabel, Duration, Model, seconds
 from modelrollout.api.spec import ModelRolloutSpec, ServingSchema, Slice
 from modelrollout.api.status import Phase
+from modelrollout.identity import DEFAULT_SLICE
 from modelrollout.sandbox.trafficgen import SliceLoad
-from modelrollout.serving.slices import DEFAULT_SLICE, SliceClassifier
+from modelrollout.serving.slices import SliceClassifier
 
-API_VERSION = "modelrollout.io/v1alpha1"
 PLACEHOLDERS = ("NAMESPACE", "PROMETHEUS_URL")
 # Values the placeholders take while a scenario is validated, before the runner knows the real ones.
 _STAND_INS = {"NAMESPACE": "scenario", "PROMETHEUS_URL": "http://127.0.0.1:9090"}

@@ -1,5 +1,6 @@
 """A small library for model servers: model-ready and liveness endpoints, predictions, per-slice metrics."""
 
+from modelrollout.identity import DEFAULT_SLICE
 from modelrollout.serving.app import (
     PredictionError,
     RequestContext,
@@ -9,7 +10,7 @@ from modelrollout.serving.app import (
     serve,
 )
 from modelrollout.serving.metrics import ServingMetrics
-from modelrollout.serving.slices import DEFAULT_SLICE, SliceClassifier, parse_slices
+from modelrollout.serving.slices import SliceClassifier, parse_slices
 
 __all__ = [
     "DEFAULT_SLICE",

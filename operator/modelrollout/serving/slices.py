@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelrollout.api.spec import Slice
+from modelrollout.identity import DEFAULT_SLICE
+from modelrollout.identity import SLICE_HEADER as ROUTED_SLICE_HEADER
 
-ROUTED_SLICE_HEADER = "x-modelrollout-slice"
-DEFAULT_SLICE = "default"
 SLICES_ENV = "MODELROLLOUT_SLICES"
 _SLICE_LIST: TypeAdapter[list[Slice]] = TypeAdapter(list[Slice])
 

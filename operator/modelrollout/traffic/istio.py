@@ -26,26 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrollout.api.spec import ModelRolloutSpec, Slice
-from modelrollout.workloads.render import (
+from modelrollout.errors import InvalidRoutes
+from modelrollout.identity import (
+    DEFAULT_SLICE,
+    ISTIO_API_VERSION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     ROLLOUT_LABEL,
+    ROUTE_PREFIX,
+    SLICE_HEADER,
+    VIRTUAL_SERVICE_KIND,
     owner_reference,
+    route_name,
     service_host,
-    service_port,
 )
 
 Route = dict[str, Any]
-SLICE_HEADER = "x-modelrollout-slice"
-ROUTE_PREFIX = "modelrollout-"
-DEFAULT_SLICE = "default"
-API_VERSION = "networking.istio.io/v1"
-KIND = "VirtualService"
-
-
-def route_name(slice_name: str) -> str:
-    """The name of the owned route of a slice ('default' for unmatched traffic)."""
-    return f"{ROUTE_PREFIX}{slice_name}"
 
 
 def is_owned(route: Mapping[str, Any]) -> bool:
@@ -71,7 +67,7 @@ def _match(slice_: Slice) -> list[dict[str, Any]]:
 
 def _checked_weight(slice_name: str, weight: Any) -> int:
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise ValueError(
+        raise InvalidRoutes(
             f"canary weight of slice {slice_name!r} must be an integer from 0 to 100, got {weight!r}"
         )
     return weight
@@ -92,17 +88,17 @@ def owned_routes(
     `weights` maps slice names (and 'default') to the candidate's percent; a slice that is missing gets 0, so
     a partial map can only err toward stable. Names that are not declared slices are ignored (status may
     still list a slice the spec just removed). `mirror_percent` None or 0 means no mirror.
-    Raises ValueError for a weight outside 0..100, or for weight or mirror with no candidate.
+    Raises InvalidRoutes (a ValueError) for a weight outside 0..100, or for weight or mirror with no candidate.
     """
-    port = service_port(spec)
+    port = spec.service_port()
     stable_host = service_host(name, stable, namespace)
     candidate_host = service_host(name, candidate, namespace) if candidate is not None else None
     mirror = None
     if mirror_percent is not None and mirror_percent != 0:
         if not (isinstance(mirror_percent, int | float) and 0 < mirror_percent <= 100):  # also refuses NaN
-            raise ValueError(f"mirror percent must be in (0, 100], got {mirror_percent!r}")
+            raise InvalidRoutes(f"mirror percent must be in (0, 100], got {mirror_percent!r}")
         if candidate_host is None:
-            raise ValueError("cannot mirror without a candidate version")
+            raise InvalidRoutes("cannot mirror without a candidate version")
         mirror = float(mirror_percent)
 
     slices: list[tuple[str, Slice | None]] = [(s.name, s) for s in spec.slices]
@@ -111,7 +107,7 @@ def owned_routes(
     for slice_name, slice_ in slices:
         weight = _checked_weight(slice_name, weights.get(slice_name, 0))
         if weight and candidate_host is None:
-            raise ValueError(
+            raise InvalidRoutes(
                 f"slice {slice_name!r} has canary weight {weight} but there is no candidate version"
             )
         route: Route = {"name": route_name(slice_name)}
@@ -141,8 +137,8 @@ def desired_virtual_service(
         body["gateways"] = list(istio.gateways)
     body["http"] = copy.deepcopy(routes)
     return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
+        "apiVersion": ISTIO_API_VERSION,
+        "kind": VIRTUAL_SERVICE_KIND,
         "metadata": {
             "name": istio.virtual_service,
             "namespace": namespace,

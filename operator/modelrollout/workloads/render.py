@@ -11,24 +11,24 @@ import copy
 import hashlib
 import json
 import math
-import re
 from typing import Any
 
 from modelrollout.api.common import seconds
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import Fingerprint
-
-API_GROUP_VERSION = "modelrollout.io/v1alpha1"
-KIND = "ModelRollout"
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "modelrollout"
-ROLLOUT_LABEL = "modelrollout.io/rollout"
-VERSION_LABEL = "modelrollout.io/version"
-APP_NAME_LABEL = "app.kubernetes.io/name"
-APP_VERSION_LABEL = "app.kubernetes.io/version"
-TEMPLATE_HASH_ANNOTATION = "modelrollout.io/template-hash"
-ENVIRONMENT_ANNOTATION = "modelrollout.io/environment-fingerprint"
+from modelrollout.errors import InvalidTemplate
+from modelrollout.identity import (
+    APP_NAME_LABEL,
+    APP_VERSION_LABEL,
+    ENVIRONMENT_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    ROLLOUT_LABEL,
+    TEMPLATE_HASH_ANNOTATION,
+    VERSION_LABEL,
+    owner_reference,
+    workload_name,
+)
 
 ENV_MODEL_NAME = "MODEL_NAME"
 ENV_MODEL_VERSION = "MODEL_VERSION"
@@ -38,53 +38,9 @@ ENV_PORT = "MODELROLLOUT_PORT"
 ENV_READY_PATH = "MODELROLLOUT_READY_PATH"
 
 SERVICE_PORT_NAME = "http"
-MAX_NAME = 63
-_HASH_LEN = 8
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_NOT_LABEL_CHAR = re.compile(r"[^a-z0-9-]")
 
 
 # Names and identity ---------------------------------------------------------------------------------------
-def workload_name(rollout_name: str, version: str) -> str:
-    """The name of a version's Deployment and Service: a DNS-1035 label of at most 63 characters.
-
-    `<rollout>-<version>` when that already is one. Otherwise (dots, a leading digit, too long) the name is
-    mapped to label characters, cut to fit, and suffixed with a hash of the exact rollout name and version,
-    so versions that map to the same characters (`1.2`, `1-2`) or share a long prefix get distinct names.
-    """
-    plain = f"{rollout_name}-{version}"
-    if len(plain) <= MAX_NAME and _DNS_1035.fullmatch(plain):
-        return plain
-    digest = hashlib.sha256(f"{rollout_name}\x00{version}".encode()).hexdigest()[:_HASH_LEN]
-    mapped = _NOT_LABEL_CHAR.sub("-", plain.lower())
-    if not mapped[:1].isalpha():
-        mapped = "m-" + mapped
-    head = mapped[: MAX_NAME - _HASH_LEN - 1].rstrip("-")
-    return f"{head}-{digest}"
-
-
-def service_host(rollout_name: str, version: str, namespace: str) -> str:
-    """The cluster-local FQDN of a version's Service, as Istio destinations name it."""
-    return f"{workload_name(rollout_name, version)}.{namespace}.svc.cluster.local"
-
-
-def service_port(spec: ModelRolloutSpec) -> int:
-    """The port of the per-version Services (and of the Istio destinations)."""
-    return spec.traffic.istio.port or spec.readiness.port
-
-
-def owner_reference(rollout_name: str, uid: str) -> dict[str, Any]:
-    """The controller ownerReference that ties a generated object to its ModelRollout (garbage collection)."""
-    return {
-        "apiVersion": API_GROUP_VERSION,
-        "kind": KIND,
-        "name": rollout_name,
-        "uid": uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def selector_labels(rollout_name: str, version: str) -> dict[str, str]:
     """The labels that select one version's pods (Deployment selector and Service selector)."""
     return {ROLLOUT_LABEL: rollout_name, VERSION_LABEL: version}
@@ -112,14 +68,14 @@ def stable_hash(value: Any) -> str:
 
 
 # Pod template ---------------------------------------------------------------------------------------------
-def _fail(path: str, problem: str) -> ValueError:
-    return ValueError(f"spec.template{path}: {problem}")
+def _fail(path: str, problem: str) -> InvalidTemplate:
+    return InvalidTemplate(f"spec.template{path}: {problem}")
 
 
 def _checked_containers(template: dict[str, Any]) -> list[dict[str, Any]]:
     """Validates the parts of the template the operator relies on; errors name the field path."""
     if not isinstance(template, dict):
-        raise ValueError("spec.template: must be an object (a PodTemplateSpec)")
+        raise InvalidTemplate("spec.template: must be an object (a PodTemplateSpec)")
     metadata = template.get("metadata", {})
     if not isinstance(metadata, dict):
         raise _fail(".metadata", "must be an object")
@@ -259,7 +215,7 @@ def render_deployment(
     Raises ValueError naming the field path when the template lacks what a pod needs.
     """
     if replicas < 0:
-        raise ValueError(f"replicas: must not be negative, got {replicas}")
+        raise InvalidTemplate(f"replicas: must not be negative, got {replicas}")
     pod_template, digest = _render_pod_template(spec, version, uri, name)
     metadata = _metadata(name, namespace, uid, spec, version)
     metadata["annotations"] = {TEMPLATE_HASH_ANNOTATION: digest}
@@ -292,7 +248,7 @@ def render_service(
                     "name": SERVICE_PORT_NAME,
                     "appProtocol": "http",
                     "protocol": "TCP",
-                    "port": service_port(spec),
+                    "port": spec.service_port(),
                     "targetPort": spec.readiness.port,
                 }
             ],

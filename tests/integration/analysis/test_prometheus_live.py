@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from modelrollout.analysis.model import AnalysisResult
 from modelrollout.analysis.prometheus import BadData, ExecutionError, PrometheusClient, Sample, Unavailable
+from modelrollout.analysis.results import AnalysisResult
 from modelrollout.analysis.run import analyze
 from modelrollout.sandbox.processes import free_port
 from tests.conftest import Cluster
-from tests.unit.analysis.factories import CANDIDATE, STABLE, make_spec
+from tests.support.samples import CANDIDATE, STABLE, make_spec
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes.aio import client
 from kubernetes.aio.client import ApiException
 
-from modelrollout.api.crd import API_VERSION, GROUP, PLURAL, VERSION
+from modelrollout.identity import GROUP, PLURAL, VERSION
 
 
 @dataclass
@@ -24,10 +24,6 @@ class Answer:
     @property
     def accepted(self) -> bool:
         return self.status == 201
-
-
-def manifest(spec: dict[str, Any], name: str = "recommender") -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "ModelRollout", "metadata": {"name": name}, "spec": spec}
 
 
 async def dry_run_create(

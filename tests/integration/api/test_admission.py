@@ -9,25 +9,26 @@ import pytest
 import yaml
 
 from modelrollout.api.spec import ModelRolloutSpec
-from tests.unit.api.invalid_cases import CASES, EDGES, VALID, Invalid, edited
+from tests.support.invalid_cases import CASES, EDGES, VALID, Invalid, edited
+from tests.support.specs import manifest
 
-from .admission import dry_run_create, manifest
+from .admission import dry_run_create
 
 if TYPE_CHECKING:
-    from tests.conftest import Kube
+    from tests.conftest import NamespacedApi
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-async def test_the_base_spec_is_accepted(kube: Kube) -> None:
+async def test_the_base_spec_is_accepted(kube: NamespacedApi) -> None:
     answer = await dry_run_create(kube.custom, kube.namespace, manifest(VALID))
     assert answer.accepted, answer.message
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-async def test_admission_refuses_the_case_and_names_the_field(kube: Kube, case: Invalid) -> None:
+async def test_admission_refuses_the_case_and_names_the_field(kube: NamespacedApi, case: Invalid) -> None:
     answer = await dry_run_create(kube.custom, kube.namespace, manifest(case.spec))
     assert answer.status == case.status, f"expected {case.status}, got {answer.status}: {answer.message}"
     if case.status == 400:  # strict decoding: no causes, the message lists the unknown fields
@@ -40,7 +41,7 @@ async def test_admission_refuses_the_case_and_names_the_field(kube: Kube, case: 
 
 
 @pytest.mark.parametrize("name", list(EDGES))
-async def test_admission_accepts_what_the_models_accept(kube: Kube, name: str) -> None:
+async def test_admission_accepts_what_the_models_accept(kube: NamespacedApi, name: str) -> None:
     answer = await dry_run_create(kube.custom, kube.namespace, manifest(EDGES[name]))
     assert answer.accepted, answer.message
     # What the server keeps is what the models read from the manifest.
@@ -49,7 +50,9 @@ async def test_admission_accepts_what_the_models_accept(kube: Kube, name: str) -
     )
 
 
-async def test_without_strict_field_validation_unknown_fields_are_dropped_not_refused(kube: Kube) -> None:
+async def test_without_strict_field_validation_unknown_fields_are_dropped_not_refused(
+    kube: NamespacedApi,
+) -> None:
     """Documents the Python client's default (no fieldValidation, i.e. Warn): tools must send Strict."""
     spec = edited(("replica", 3), ("analysis.guards[0].threshold", 0.05))
     answer = await dry_run_create(kube.custom, kube.namespace, manifest(spec), strict=False)
@@ -62,7 +65,7 @@ async def test_without_strict_field_validation_unknown_fields_are_dropped_not_re
 
 
 @pytest.mark.parametrize("name", ["minimal.yaml", "full.yaml", "manual-promotion.yaml"])
-async def test_example_is_accepted_as_written(kube: Kube, name: str) -> None:
+async def test_example_is_accepted_as_written(kube: NamespacedApi, name: str) -> None:
     document: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
     document["metadata"]["namespace"] = kube.namespace
     answer = await dry_run_create(kube.custom, kube.namespace, document)

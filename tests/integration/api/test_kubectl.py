@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelrollout.api.crd import GROUP, PLURAL, VERSION
-from modelrollout.api.spec import Guard
+from modelrollout.api.guards import Guard
 from modelrollout.api.status import Condition, ModelRolloutStatus, Samples, SliceStatus
-from tests.unit.api.invalid_cases import VALID
-
-from .admission import manifest
+from modelrollout.identity import GROUP, PLURAL, VERSION
+from tests.support.invalid_cases import VALID
+from tests.support.specs import manifest
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +51,7 @@ def canary_status() -> ModelRolloutStatus:
     )
 
 
-async def test_get_shows_the_status_in_the_printer_columns(cluster: Cluster, kube: Kube) -> None:
+async def test_get_shows_the_status_in_the_printer_columns(cluster: Cluster, kube: NamespacedApi) -> None:
     await kube.custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, manifest(VALID))
     live: Any = await kube.custom.get_namespaced_custom_object(
         GROUP, VERSION, kube.namespace, PLURAL, "recommender"

@@ -8,12 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from modelrollout.api.spec import ModelRolloutSpec
-from tests.unit.api.strategies import specs
+from tests.support.specs import manifest
+from tests.support.strategies import specs
 
-from .admission import dry_run_create, manifest
+from .admission import dry_run_create
 
 if TYPE_CHECKING:
-    from tests.conftest import Kube
+    from tests.conftest import NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 # The namespace fixture is shared by the examples on purpose: dry-run creates store nothing.
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=specs())
-async def test_valid_specs_are_admitted_and_round_trip(kube: Kube, raw: dict[str, Any]) -> None:
+async def test_valid_specs_are_admitted_and_round_trip(kube: NamespacedApi, raw: dict[str, Any]) -> None:
     spec = ModelRolloutSpec.model_validate(raw)
     assert ModelRolloutSpec.model_validate(spec.wire()) == spec
     answer = await dry_run_create(kube.custom, kube.namespace, manifest(raw))

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, start_http_server
 
-from modelrollout.analysis.model import AnalysisResult, SliceVerdict
+from modelrollout.analysis.results import AnalysisResult, SliceVerdict
 from modelrollout.api.status import GuardVerdict, Samples
 from modelrollout.controller.metrics import OperatorMetrics
 from modelrollout.sandbox.processes import free_port
 from tests.conftest import Cluster
 from tests.support.dashboard import expressions, load, substitute
-from tests.unit.plan.world import World, make_spec
+from tests.support.world import World, make_spec
 
 pytestmark = pytest.mark.integration
 

@@ -21,16 +21,16 @@ import pytest
 from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 
-from modelrollout.api.crd import GROUP, PLURAL, VERSION
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.identity import GROUP, PLURAL, VERSION
 from modelrollout.kube import Kube, KubeError
 from modelrollout.sandbox.processes import free_port, http_ok, start, tail, wait_ready
 from modelrollout.traffic.istio import desired_virtual_service, owned_routes
 from modelrollout.workloads.render import render_deployment, render_service
 from tests.conftest import Cluster
 from tests.support.cluster import Release, impersonating, installed, service_account_kubeconfig
-from tests.unit.plan.world import spec_dict
+from tests.support.world import spec_dict
 
 pytestmark = pytest.mark.integration
 ROLLOUT = "recommender"

@@ -13,7 +13,9 @@ from typing import Any
 
 from kubernetes.aio import client
 
-GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modelrollouts"
+from modelrollout.identity import GROUP, LOAD_DELAY_ANNOTATION, PLURAL, VERSION
+from tests.support import specs
+
 BIN = Path(sys.executable).parent
 PLUGIN = BIN / "kubectl-modelrollout"
 COMMAND_ID = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ-[0-9a-f]{6}"
@@ -55,38 +57,20 @@ async def plugin(kubeconfig: Path, namespace: str, *args: str, limit: float = 12
 
 
 def rollout_spec(version: str, prometheus: str, **overrides: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "model": {"name": "recommender", "version": version, "uri": f"s3://models/recommender/{version}"},
-        "template": {
-            "metadata": {"annotations": {"sandbox.modelrollout.io/load-delay": "1s"}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "server",
-                        "image": "ghcr.io/example/model-server:1.0",
-                        "ports": [{"containerPort": 8080, "name": "http"}],
-                    }
-                ]
-            },
-        },
-        "replicas": 2,
-        "readiness": {"minReadyReplicas": 1, "loadTimeout": "2m", "probePeriod": "1s"},
-        "traffic": {
-            "istio": {"host": "recommender.example.svc.cluster.local", "virtualService": "recommender"}
-        },
-        "slices": [{"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}}],
-        "strategy": {
+    """Two replicas that load in a second, one slice, 2s analysis; shadow and steps hold for ten minutes."""
+    return specs.rollout_spec(
+        version,
+        template=specs.template(specs.container(), annotations={LOAD_DELAY_ANNOTATION: "1s"}),
+        readiness={"minReadyReplicas": 1, "loadTimeout": "2m", "probePeriod": "1s"},
+        traffic=specs.istio("recommender.example.svc.cluster.local"),
+        slices=specs.PLATFORMS[:1],
+        strategy={
             "shadow": {"duration": "10m"},
             "canary": {"steps": [{"weight": 20, "pause": "10m"}, {"weight": 50, "pause": "10m"}]},
         },
-        "analysis": {
-            "interval": "2s",
-            "prometheus": {"url": prometheus},
-            "guards": [{"name": "error-rate", "metric": "errorRate", "max": 0.05}],
-        },
-    }
-    spec.update(overrides)
-    return spec
+        analysis=specs.analysis_with(specs.error_guard("error-rate"), url=prometheus, interval="2s"),
+        **overrides,
+    )
 
 
 async def create_rollout(

@@ -17,15 +17,15 @@ import yaml
 from kubernetes.aio import client
 
 from modelrollout.api import commands
-from modelrollout.kube import Kube as KubeClient
+from modelrollout.kube import connect
 from modelrollout.sandbox import tools
-from tests.unit.cli.rollouts import body as world_body
-from tests.unit.cli.rollouts import rolling_world
+from tests.support.rollouts import body as world_body
+from tests.support.rollouts import rolling_world
 
 from .plugin import BIN, COMMAND_ID, create_rollout, plugin, read_rollout, rollout_spec
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 PROMETHEUS = "http://127.0.0.1:9090"  # never dialled: no operator runs in these tests
@@ -36,7 +36,7 @@ def notes(found: dict[str, Any]) -> dict[str, str]:
 
 
 async def write_status(cluster: Cluster, namespace: str, name: str, status: dict[str, Any]) -> None:
-    kube = await KubeClient.connect(str(cluster.kubeconfig))
+    kube = await connect(str(cluster.kubeconfig))
     try:
         await kube.patch_rollout_status(namespace, name, status)
     finally:
@@ -44,7 +44,7 @@ async def write_status(cluster: Cluster, namespace: str, name: str, status: dict
 
 
 async def test_pause_resume_promote_and_abort_write_the_documented_annotations(
-    cluster: Cluster, kube: Kube
+    cluster: Cluster, kube: NamespacedApi
 ) -> None:
     ns = kube.namespace
     await create_rollout(kube.api, ns, "recommender", rollout_spec("v1", PROMETHEUS))
@@ -82,7 +82,7 @@ async def test_pause_resume_promote_and_abort_write_the_documented_annotations(
     assert set(final) == {commands.PROMOTE, commands.ABORT}
 
 
-async def test_status_prints_the_stored_object_and_renders_it(cluster: Cluster, kube: Kube) -> None:
+async def test_status_prints_the_stored_object_and_renders_it(cluster: Cluster, kube: NamespacedApi) -> None:
     ns = kube.namespace
     world = rolling_world()
     world.run_until(lambda w: w.status.phase == "Canary")
@@ -106,7 +106,7 @@ async def test_status_prints_the_stored_object_and_renders_it(cluster: Cluster, 
     assert lines[-1] == f"Message: {world.status.message}"
 
 
-async def test_status_of_a_missing_rollout_exits_1_naming_it(cluster: Cluster, kube: Kube) -> None:
+async def test_status_of_a_missing_rollout_exits_1_naming_it(cluster: Cluster, kube: NamespacedApi) -> None:
     missing = await plugin(cluster.kubeconfig, kube.namespace, "status", "nothing-here")
     assert missing.code == 1
     assert missing.out == ""
@@ -116,7 +116,9 @@ async def test_status_of_a_missing_rollout_exits_1_naming_it(cluster: Cluster, k
         assert (result.code, result.err) == (1, missing.err), command
 
 
-async def test_undo_patches_spec_model_back_to_the_previous_version(cluster: Cluster, kube: Kube) -> None:
+async def test_undo_patches_spec_model_back_to_the_previous_version(
+    cluster: Cluster, kube: NamespacedApi
+) -> None:
     ns = kube.namespace
     schema_v2 = {"version": 2, "features": [{"name": "user_id", "type": "string"}]}
     spec = rollout_spec("v2", PROMETHEUS)
@@ -182,7 +184,7 @@ async def test_undo_patches_spec_model_back_to_the_previous_version(cluster: Clu
     assert (await read_rollout(kube.api, ns, "recommender"))["spec"]["model"]["version"] == "v1"
 
 
-async def test_kubectl_runs_the_plugin_from_path(cluster: Cluster, kube: Kube) -> None:
+async def test_kubectl_runs_the_plugin_from_path(cluster: Cluster, kube: NamespacedApi) -> None:
     """`kubectl modelrollout ...` finds kubectl-modelrollout on PATH and hands it every argument."""
     import asyncio
 

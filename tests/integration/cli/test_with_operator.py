@@ -34,7 +34,7 @@ from .plugin import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 NAME = "recommender"
@@ -103,7 +103,7 @@ async def drop_finalizers(api: client.ApiClient, namespace: str) -> None:
 
 
 async def test_promote_pause_resume_and_abort_through_the_running_operator(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, kubeconfig = kube.namespace, cluster.kubeconfig
     log = tmp_path / "operator.log"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import sys
 import threading
@@ -25,31 +24,30 @@ from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelrollout.identity import (
+    ENVIRONMENT_ANNOTATION,
+    GROUP,
+    ISTIO_GROUP,
+    ISTIO_VERSION,
+    LOAD_DELAY_ANNOTATION,
+    PLURAL,
+    ROLLOUT_LABEL,
+    VERSION,
+    VERSION_LABEL,
+    VIRTUAL_SERVICES,
+)
 from modelrollout.sandbox.processes import Process, free_port, http_ok, start, wait_ready
+from tests.support import specs
 
-GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modelrollouts"
-ISTIO = ("networking.istio.io", "v1", "virtualservices")
+ISTIO = (ISTIO_GROUP, ISTIO_VERSION, VIRTUAL_SERVICES)
 MERGE = "application/merge-patch+json"
-MODEL = "recommender"
-IMAGE = "ghcr.io/example/model-server:1.0"
-LOAD_DELAY = "sandbox.modelrollout.io/load-delay"
-ENVIRONMENT = "modelrollout.io/environment-fingerprint"
-VERSION_LABEL = "modelrollout.io/version"
-ROLLOUT_LABEL = "modelrollout.io/rollout"
+MODEL = specs.MODEL
+IMAGE = specs.IMAGE
+LOAD_DELAY = LOAD_DELAY_ANNOTATION
+ENVIRONMENT = ENVIRONMENT_ANNOTATION
 
 
 # Specs -------------------------------------------------------------------------------------------------------
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` merged in depth (dicts merge, anything else replaces)."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def rollout_spec(
     version: str,
     prometheus: str,
@@ -66,41 +64,24 @@ def rollout_spec(
     annotations = {LOAD_DELAY: "500ms"}
     if environment is not None:
         annotations[ENVIRONMENT] = environment
-    base: dict[str, Any] = {
-        "model": {
-            "name": MODEL,
-            "version": version,
-            "uri": f"s3://models/{MODEL}/{version}",
-            "schema": {"version": 1, "features": [{"name": "user_id", "type": "string"}]},
-        },
-        "template": {
-            "metadata": {"annotations": annotations},
-            "spec": {
-                "containers": [
-                    {"name": "server", "image": image, "ports": [{"containerPort": 8080, "name": "http"}]}
-                ]
-            },
-        },
-        "replicas": 1,
-        "readiness": {"minReadyReplicas": 1, "loadTimeout": "2m", "probePeriod": "1s"},
-        "traffic": {
-            "istio": {"host": f"{MODEL}.example.svc.cluster.local", "virtualService": virtual_service}
-        },
-        "slices": [{"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}}],
-        "strategy": {
+    base = specs.rollout_spec(
+        version,
+        template=specs.template(specs.container(image), annotations=annotations),
+        replicas=1,
+        readiness={"minReadyReplicas": 1, "loadTimeout": "2m", "probePeriod": "1s"},
+        traffic=specs.istio(f"{MODEL}.example.svc.cluster.local", virtual_service),
+        slices=specs.PLATFORMS[:1],
+        strategy={
             "shadow": {"duration": "1h"},
             "canary": {"steps": [{"weight": 20, "pause": "1h"}, {"weight": 50, "pause": "1h"}]},
         },
-        "analysis": {
-            "interval": "1s",
-            "prometheus": {"url": prometheus, "timeout": "1s"},
-            "guards": [{"name": "error-rate", "metric": "errorRate", "max": 0.05}],
-        },
-    }
-    return merged(base, overrides)
+        analysis=specs.analysis_with(specs.error_guard("error-rate"), url=prometheus, interval="1s"),
+    )
+    base["model"]["schema"] = {"version": 1, "features": [{"name": "user_id", "type": "string"}]}
+    base["analysis"]["prometheus"]["timeout"] = "1s"
+    return specs.merged(base, overrides)
 
 
-# The API -----------------------------------------------------------------------------------------------------
 def custom(api: client.ApiClient) -> Any:
     return client.CustomObjectsApi(api)
 

@@ -30,7 +30,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ async def rollout_exists(api: client.ApiClient, namespace: str, name: str) -> bo
 
 
 async def test_a_deleted_rollout_leaves_no_metric_series(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, api = kube.namespace, kube.api
     async with running_operator(cluster.kubeconfig, api, ns, tmp_path) as operator:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelrollout.controller.webhooks import REASON_LIMIT
+from modelrollout.controller.outbound import REASON_LIMIT
 
 from .helpers import (
     ENVIRONMENT,
@@ -33,7 +33,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 NAME = "gated"
@@ -61,7 +61,7 @@ def blocked_with(message: str) -> Callable[[dict[str, Any]], bool]:
 
 
 async def test_gates_block_until_explicitly_allowed(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, api = kube.namespace, kube.api
     with recorder(json_answer({"allowed": True, "reason": "report attached"})) as gate:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelrollout.controller.reconcile import CLAIM_ANNOTATION
+from modelrollout.identity import CLAIM_ANNOTATION
 
 from .helpers import (
     ISTIO,
@@ -39,7 +39,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def _no_image(prometheus: str) -> dict[str, Any]:
     return spec
 
 
-async def _claimed_virtual_service(kube: Kube) -> None:
+async def _claimed_virtual_service(kube: NamespacedApi) -> None:
     body = {
         "apiVersion": f"{ISTIO[0]}/{ISTIO[1]}",
         "kind": "VirtualService",
@@ -66,7 +66,7 @@ async def _claimed_virtual_service(kube: Kube) -> None:
 
 
 async def test_broken_rollouts_do_not_hurt_a_healthy_one(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, api = kube.namespace, kube.api
     blind_url = closed_port_url()

@@ -30,7 +30,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 NAME = "logged"
@@ -45,7 +45,7 @@ def as_json(line: str) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
-async def test_log_format(cluster: Cluster, kube: Kube, tmp_path: Path, log_format: str) -> None:
+async def test_log_format(cluster: Cluster, kube: NamespacedApi, tmp_path: Path, log_format: str) -> None:
     ns, api = kube.namespace, kube.api
     nowhere = closed_port_url("/hook")
     operator = Operator(cluster.kubeconfig, ns, tmp_path, log_format=log_format)

@@ -38,7 +38,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 IMAGE_V2 = "ghcr.io/example/model-server:1.1@sha256:" + "ab" * 32  # a pinned digest stays in the fingerprint
@@ -111,7 +111,7 @@ def without_hash(record: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_decisions_are_notified_with_fingerprints_and_evidence(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, api = kube.namespace, kube.api
     nowhere = closed_port_url("/hook")

@@ -33,7 +33,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 NAME = "resumed"
@@ -44,7 +44,7 @@ def _timestamp(value: str) -> datetime:
 
 
 async def test_a_killed_operator_is_replaced_without_any_change(
-    cluster: Cluster, kube: Kube, prometheus_url: str, tmp_path: Path
+    cluster: Cluster, kube: NamespacedApi, prometheus_url: str, tmp_path: Path
 ) -> None:
     ns, api = kube.namespace, kube.api
     first = OperatorProcess(cluster.kubeconfig, ns, tmp_path / "first", status_refresh="2s")

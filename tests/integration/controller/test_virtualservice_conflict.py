@@ -16,14 +16,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
+from modelrollout.controller import Reconciler, Runtime
 from modelrollout.controller.metrics import OperatorMetrics
-from modelrollout.controller.reconcile import CLAIM_ANNOTATION, Reconciler, Runtime
-from modelrollout.kube import Kube as OperatorKube
-from modelrollout.kube import KubeError
-from modelrollout.workloads.render import service_host
+from modelrollout.controller.outbound import Outbound
+from modelrollout.identity import CLAIM_ANNOTATION, service_host
+from modelrollout.kube import KubeApi, KubeError, connect
 
 from .helpers import (
     ISTIO,
@@ -40,7 +39,7 @@ from .helpers import (
 )
 
 if TYPE_CHECKING:
-    from tests.conftest import Cluster, Kube
+    from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 NAME = "raced"
@@ -67,7 +66,7 @@ OWNED = ["modelrollout-ios", "modelrollout-default"]
 class Race:
     """Wraps the operator's VirtualService read: when armed, `change` edits the live object right after it."""
 
-    def __init__(self, kube: OperatorKube, change: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, kube: KubeApi, change: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.read = kube.get_virtual_service
         self.update = kube.update_virtual_service
         self.change = change
@@ -115,7 +114,7 @@ def owned_route(
     assert "mirror" not in route, route
 
 
-async def candidate_ready(kube: Kube, deployment: str, limit: float = 30.0) -> None:
+async def candidate_ready(kube: NamespacedApi, deployment: str, limit: float = 30.0) -> None:
     deadline = time.monotonic() + limit
     while True:
         found = await kube.apps.read_namespaced_deployment_status(deployment, kube.namespace)
@@ -126,7 +125,11 @@ async def candidate_ready(kube: Kube, deployment: str, limit: float = 30.0) -> N
 
 
 async def test_a_foreign_write_between_read_and_write_is_kept(
-    cluster: Cluster, kube: Kube, prometheus_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cluster: Cluster,
+    kube: NamespacedApi,
+    prometheus_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     ns, api = kube.namespace, kube.api
 
@@ -164,10 +167,8 @@ async def test_a_foreign_write_between_read_and_write_is_kept(
     spec["strategy"] = {"canary": {"steps": [{"weight": 20, "pause": "1h"}, {"weight": 50, "pause": "1h"}]}}
     await create_rollout(api, ns, NAME, spec)
 
-    kube_client = await OperatorKube.connect(str(cluster.kubeconfig))
-    runtime = Runtime(
-        kube=kube_client, http=httpx.AsyncClient(), metrics=OperatorMetrics(), status_refresh=60.0
-    )
+    kube_client = await connect(str(cluster.kubeconfig))
+    runtime = Runtime(kube=kube_client, outbound=Outbound(), metrics=OperatorMetrics(), status_refresh=60.0)
     race = Race(kube_client, insert_intruder)
     monkeypatch.setattr(kube_client, "get_virtual_service", race.get_virtual_service)
     monkeypatch.setattr(kube_client, "update_virtual_service", race.update_virtual_service)

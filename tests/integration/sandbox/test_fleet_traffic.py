@@ -19,16 +19,17 @@ import yaml
 from kubernetes.aio.client.exceptions import ApiException
 
 from modelrollout.api.spec import Slice
+from modelrollout.identity import ISTIO_GROUP, ISTIO_VERSION, VIRTUAL_SERVICES
 from modelrollout.sandbox.fleet import Fleet
 from modelrollout.sandbox.processes import Process
 from modelrollout.sandbox.scenario import VersionBehaviour, load_scenario
 from modelrollout.sandbox.trafficgen import MIRRORED, SERVED, SliceLoad, TrafficGenerator, TrafficStats
-from tests.conftest import Cluster, Kube
+from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
+GROUP, VERSION, PLURAL = ISTIO_GROUP, ISTIO_VERSION, VIRTUAL_SERVICES
 SLICES = [
     Slice.model_validate({"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}}),
     Slice.model_validate({"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}}),
@@ -129,13 +130,13 @@ def fleet(cluster: Cluster) -> Iterator[Fleet]:
 
 
 @pytest.fixture
-async def virtual_service(kube: Kube) -> dict[str, Any]:
+async def virtual_service(kube: NamespacedApi) -> dict[str, Any]:
     body = _virtual_service(kube.namespace)
     await kube.custom.create_namespaced_custom_object(GROUP, VERSION, kube.namespace, PLURAL, body)
     return body
 
 
-def _provider(kube: Kube) -> Any:
+def _provider(kube: NamespacedApi) -> Any:
     async def read() -> dict[str, Any] | None:
         try:
             found = await kube.custom.get_namespaced_custom_object(
@@ -151,7 +152,7 @@ def _provider(kube: Kube) -> Any:
 
 
 async def test_traffic_follows_the_live_virtual_service_into_prometheus(
-    kube: Kube, fleet: Fleet, prometheus_url: str, virtual_service: dict[str, Any]
+    kube: NamespacedApi, fleet: Fleet, prometheus_url: str, virtual_service: dict[str, Any]
 ) -> None:
     namespace = kube.namespace
     await asyncio.gather(fleet.astart("v1"), fleet.astart("v2"))
@@ -268,6 +269,7 @@ import sys
 from pathlib import Path
 from modelrollout.sandbox.fleet import Fleet
 from modelrollout.sandbox.scenario import VersionBehaviour
+from modelrollout.identity import ISTIO_GROUP, ISTIO_VERSION, VIRTUAL_SERVICES
 
 class Targets:
     logs = Path(sys.argv[1])

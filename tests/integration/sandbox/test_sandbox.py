@@ -21,7 +21,7 @@ from kubernetes.aio.client.exceptions import ApiException
 from modelrollout.sandbox import tools
 from modelrollout.sandbox.cluster import NODE_NAMES, Sandbox
 from modelrollout.sandbox.processes import SandboxError, free_port
-from tests.conftest import Cluster, Kube
+from tests.conftest import Cluster, NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ async def test_version_is_the_pinned_kubernetes_release(api_client: client.ApiCl
     assert info.git_version != "v0.0.0-master"
 
 
-async def test_pods_turn_ready_only_after_their_simulated_load_delay(kube: Kube) -> None:
+async def test_pods_turn_ready_only_after_their_simulated_load_delay(kube: NamespacedApi) -> None:
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -105,7 +105,7 @@ def _virtual_service(weight: Any, header_match: dict[str, str]) -> dict[str, Any
     }
 
 
-async def _create_vs(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
+async def _create_vs(kube: NamespacedApi, body: dict[str, Any]) -> dict[str, Any]:
     return dict(
         await kube.custom.create_namespaced_custom_object(
             "networking.istio.io", "v1", kube.namespace, "virtualservices", body
@@ -113,7 +113,7 @@ async def _create_vs(kube: Kube, body: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-async def test_istio_schema_accepts_valid_and_rejects_invalid_virtual_services(kube: Kube) -> None:
+async def test_istio_schema_accepts_valid_and_rejects_invalid_virtual_services(kube: NamespacedApi) -> None:
     stored = await _create_vs(kube, _virtual_service(90, {"exact": "ios"}))
     assert stored["spec"]["http"][0]["route"][0]["weight"] == 90
 

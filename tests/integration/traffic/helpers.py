@@ -11,9 +11,11 @@ from typing import Any
 from kubernetes.aio import client
 
 from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.identity import GROUP, ISTIO_GROUP, ISTIO_VERSION, LOAD_DELAY_ANNOTATION, VERSION
+from tests.support import specs
 
-ISTIO = ("networking.istio.io", "v1")
-ROLLOUTS = ("modelrollout.io", "v1alpha1")
+ISTIO = (ISTIO_GROUP, ISTIO_VERSION)
+ROLLOUTS = (GROUP, VERSION)
 ROLLOUT = "recommender"
 HOST = "recommender.example.svc.cluster.local"
 READY_PATH = "/v2/models/recommender/ready"
@@ -29,33 +31,17 @@ FOUR_SLICES: list[dict[str, Any]] = [
 def make_spec(
     slice_count: int = 4, *, template: dict[str, Any] | None = None, load_delay: str = "2s", replicas: int = 2
 ) -> ModelRolloutSpec:
-    default_template = {
-        "metadata": {"annotations": {"sandbox.modelrollout.io/load-delay": load_delay}},
-        "spec": {
-            "containers": [
-                {
-                    "name": "server",
-                    "image": "ghcr.io/example/model-server:1.0",
-                    "ports": [{"containerPort": 8080, "name": "http"}],
-                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-                }
-            ]
-        },
-    }
-    return ModelRolloutSpec.model_validate(
-        {
-            "model": {"name": "recommender", "version": "v2", "uri": "s3://models/recommender/v2"},
-            "template": default_template if template is None else template,
-            "replicas": replicas,
-            "readiness": {"modelReadyPath": READY_PATH, "port": 8080, "loadTimeout": "2m"},
-            "traffic": {"istio": {"host": HOST, "virtualService": "recommender"}},
-            "slices": FOUR_SLICES[:slice_count],
-            "strategy": {"shadow": {"duration": "1m"}, "canary": {"steps": [{"weight": 5}, {"weight": 50}]}},
-            "analysis": {
-                "prometheus": {"url": "http://127.0.0.1:9090"},
-                "guards": [{"name": "errors", "metric": "errorRate", "max": 0.05}],
-            },
-        }
+    server = specs.container(resources={"requests": {"cpu": "100m", "memory": "128Mi"}})
+    default_template = specs.template(server, annotations={LOAD_DELAY_ANNOTATION: load_delay})
+    return specs.parsed(
+        specs.rollout_spec(
+            template=default_template if template is None else template,
+            replicas=replicas,
+            readiness={"modelReadyPath": READY_PATH, "port": 8080, "loadTimeout": "2m"},
+            traffic=specs.istio(HOST),
+            slices=FOUR_SLICES[:slice_count],
+            strategy={"shadow": {"duration": "1m"}, "canary": {"steps": [{"weight": 5}, {"weight": 50}]}},
+        )
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from kubernetes.aio.client import ApiException
 
+from modelrollout.identity import service_host
 from modelrollout.traffic.istio import (
     desired_virtual_service,
     is_owned,
@@ -17,12 +18,11 @@ from modelrollout.traffic.istio import (
     owned_routes,
     routes_equal,
 )
-from modelrollout.workloads.render import service_host
 
 from .helpers import ISTIO, ROLLOUT, create, create_rollout, make_spec
 
 if TYPE_CHECKING:
-    from tests.conftest import Kube
+    from tests.conftest import NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ STATES: dict[str, tuple[str | None, dict[str, int], float | None]] = {
 }
 
 
-async def get_vs(kube: Kube, name: str = "recommender") -> dict[str, Any]:
+async def get_vs(kube: NamespacedApi, name: str = "recommender") -> dict[str, Any]:
     found: Any = await kube.custom.get_namespaced_custom_object(
         *ISTIO, kube.namespace, "virtualservices", name
     )
@@ -49,7 +49,7 @@ async def get_vs(kube: Kube, name: str = "recommender") -> dict[str, Any]:
 @pytest.mark.parametrize("slice_count", [0, 1, 4])
 @pytest.mark.parametrize("state", list(STATES))
 async def test_rendered_virtual_service_is_accepted_and_round_trips(
-    kube: Kube, slice_count: int, state: str
+    kube: NamespacedApi, slice_count: int, state: str
 ) -> None:
     candidate, weights, mirror = STATES[state]
     spec = make_spec(slice_count)
@@ -81,7 +81,7 @@ async def test_rendered_virtual_service_is_accepted_and_round_trips(
     assert routes_equal(live["spec"]["http"], merge_routes(live["spec"]["http"], routes))
 
 
-async def test_the_crd_schema_is_enforced(kube: Kube) -> None:
+async def test_the_crd_schema_is_enforced(kube: NamespacedApi) -> None:
     """Guards the test above: the server must refuse routes Istio's schema does not allow."""
     spec = make_spec(1)
     routes = owned_routes(
@@ -112,7 +112,7 @@ def foreign_route(name: str, prefix: str) -> dict[str, Any]:
     }
 
 
-async def test_merged_routes_keep_foreign_routes_and_round_trip(kube: Kube) -> None:
+async def test_merged_routes_keep_foreign_routes_and_round_trip(kube: NamespacedApi) -> None:
     spec = make_spec(4)
     stale = {
         "name": "modelrollout-retired",

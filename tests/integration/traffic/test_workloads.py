@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from kubernetes.aio import client
 
+from modelrollout.identity import TEMPLATE_HASH_ANNOTATION
 from modelrollout.workloads.render import (
-    TEMPLATE_HASH_ANNOTATION,
     render_deployment,
     render_service,
     workload_name,
@@ -20,7 +20,7 @@ from modelrollout.workloads.render import (
 from .helpers import ROLLOUT, create, create_rollout, make_spec
 
 if TYPE_CHECKING:
-    from tests.conftest import Kube
+    from tests.conftest import NamespacedApi
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ RICH_TEMPLATE: dict[str, Any] = {
 @pytest.mark.parametrize("template", [None, RICH_TEMPLATE], ids=["minimal", "rich"])
 @pytest.mark.parametrize("version", ["v2", "2024.11.05-rc.1"])
 async def test_rendered_objects_are_accepted(
-    kube: Kube, slice_count: int, template: dict[str, Any] | None, version: str
+    kube: NamespacedApi, slice_count: int, template: dict[str, Any] | None, version: str
 ) -> None:
     spec = make_spec(slice_count, template=template)
     uid = "6a1d3e0e-0000-4000-8000-000000000000"  # dry run: nothing is stored for the garbage collector
@@ -102,7 +102,7 @@ def selector_of(service: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(service["spec"]["selector"].items()))
 
 
-async def test_versions_run_and_become_ready_after_their_model_loads(kube: Kube) -> None:
+async def test_versions_run_and_become_ready_after_their_model_loads(kube: NamespacedApi) -> None:
     spec = make_spec(4, load_delay="3s", replicas=2)
     uid = await create_rollout(kube.custom, kube.namespace, spec)
     rendered = {

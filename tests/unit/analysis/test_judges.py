@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelrollout.analysis import judges
-from modelrollout.api.spec import Guard, Thresholds
+from modelrollout.api.guards import Guard, Thresholds
 from modelrollout.api.status import Samples
-from tests.unit.analysis.factories import make_spec
+from tests.support.samples import make_spec
 
 ENOUGH = Samples(stable=1000, canary=500)
 

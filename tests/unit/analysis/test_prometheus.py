@@ -19,7 +19,7 @@ from modelrollout.analysis.prometheus import (
     Unavailable,
     parse_response,
 )
-from modelrollout.api.spec import PrometheusSource
+from modelrollout.api.guards import PrometheusSource
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelrollout.analysis import queries as q
-from modelrollout.analysis.model import Sample
-from tests.unit.analysis.factories import CANDIDATE, STABLE, make_spec
+from modelrollout.analysis.results import Sample
+from tests.support.samples import CANDIDATE, STABLE, make_spec
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(seconds=90, milliseconds=200)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -12,7 +11,7 @@ import httpx
 
 from modelrollout.analysis.prometheus import PrometheusClient
 from modelrollout.analysis.run import analyze
-from tests.unit.analysis.factories import CANDIDATE, STABLE, make_spec
+from tests.support.samples import CANDIDATE, STABLE, make_spec
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(minutes=2)
@@ -61,18 +60,26 @@ async def test_one_bad_query_only_touches_its_guard_and_a_bug_never_escapes() ->
 
 async def test_queries_run_concurrently_at_the_evaluation_time() -> None:
     times: set[str] = set()
+    in_flight, most = 0, 0
+    all_sent = asyncio.Event()
 
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def held(request: httpx.Request) -> httpx.Response:
+        # Each answer waits until all four queries are in flight: one at a time would never get there.
+        nonlocal in_flight, most
         times.add(parse_qs(request.content.decode())["time"][0])
-        await asyncio.sleep(0.3)
+        in_flight += 1
+        most = max(most, in_flight)
+        if most == 4:
+            all_sent.set()
+        await asyncio.wait_for(all_sent.wait(), timeout=10)
+        in_flight -= 1
         return httpx.Response(200, content=b'{"status":"success","data":{"resultType":"vector","result":[]}}')
 
     spec = make_spec(GUARDS)
-    async with PrometheusClient("http://p:9090", transport=httpx.MockTransport(slow)) as client:
-        started = time.monotonic()
-        await analyze(client, spec, "ml", "canary", STABLE, CANDIDATE, SINCE, NOW)
-        elapsed = time.monotonic() - started
-    assert elapsed < 0.9  # 4 queries of 0.3s each, in parallel
+    async with PrometheusClient("http://p:9090", transport=httpx.MockTransport(held)) as client:
+        result = await analyze(client, spec, "ml", "canary", STABLE, CANDIDATE, SINCE, NOW)
+    assert most == 4, "the four queries were in flight together"
+    assert result.errors == []
     assert times == {f"{NOW.timestamp():.3f}"}
 
 

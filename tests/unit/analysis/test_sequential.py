@@ -9,8 +9,9 @@ import pytest
 
 from modelrollout.analysis import sequential as seq
 from modelrollout.analysis.sequential import ErrorCounts
-from modelrollout.api.spec import Guard, ShadowStrategy
-from tests.unit.analysis.factories import make_spec
+from modelrollout.api.guards import Guard
+from modelrollout.api.spec import ShadowStrategy
+from tests.support.samples import make_spec
 
 
 def guard(**fields: object) -> Guard:

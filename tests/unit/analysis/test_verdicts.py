@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelrollout.analysis.model import QueryOutcome, Sample, Unavailable
 from modelrollout.analysis.queries import REQUESTS_KEY
+from modelrollout.analysis.results import QueryOutcome, Sample, Unavailable
 from modelrollout.analysis.verdicts import judge, slice_verdict
 from modelrollout.api.status import GuardVerdict
-from tests.unit.analysis.factories import CANDIDATE, STABLE, buckets, counts, make_spec, values
+from tests.support.samples import CANDIDATE, STABLE, buckets, counts, make_spec, values
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 INF = math.inf

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from modelrollout.api.crd import API_VERSION, KIND
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
+from modelrollout.identity import API_VERSION, KIND
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 NAMES = ["minimal.yaml", "full.yaml", "manual-promotion.yaml"]

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
-from tests.unit.api.invalid_cases import CASES, EDGES, VALID, Invalid, edited, lint_path
+from tests.support.invalid_cases import CASES, EDGES, VALID, Invalid, edited, lint_path
 
 
 def split(line: str) -> tuple[str, str]:

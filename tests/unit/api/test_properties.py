@@ -8,7 +8,7 @@ from hypothesis import given, settings
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
-from tests.unit.api.strategies import specs
+from tests.support.strategies import specs
 
 
 @settings(max_examples=300, deadline=None)

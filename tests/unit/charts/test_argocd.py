@@ -11,10 +11,10 @@ import yaml
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.plan import Commands, GateResult
 from modelrollout.plan.conditions import set_condition
-from modelrollout.plan.model import Commands, GateResult
 from tests.support.argocd import HEALTH_SCRIPT, HealthScriptError, argo_health
-from tests.unit.plan.world import World, make_spec, spec_dict, verdicts
+from tests.support.world import World, make_spec, spec_dict, verdicts
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples" / "argocd"

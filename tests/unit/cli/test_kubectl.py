@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,86 +14,36 @@ import yaml
 
 from modelrollout.api import commands
 from modelrollout.cli import kubectl
-from modelrollout.kube import KubeError
-from modelrollout.plan.model import Commands
-from tests.unit.cli.rollouts import body, rolling_world
+from modelrollout.plan import Commands
+from tests.support.fake_kube import FakeKube
+from tests.support.rollouts import body, rolling_world
 
 ID = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ-[0-9a-f]{6}$")
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
-
-
-@dataclass
-class FakeKube:
-    """Stands in for modelrollout.kube.Kube: one namespace of stored ModelRollouts."""
-
-    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    patches: list[dict[str, Any]] = field(default_factory=list)
-    operator: Callable[[dict[str, Any]], None] | None = None  # reacts to each patch like the operator would
-    reads: int = 0
-    on_read: Callable[[FakeKube], None] | None = None
-    before_patch: Callable[[FakeKube], None] | None = None
-    closed: bool = False
-
-    async def get_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.reads += 1
-        if self.on_read:
-            self.on_read(self)
-        found = self.objects.get((namespace, name))
-        return copy.deepcopy(found) if found is not None else None
-
-    async def patch_rollout(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        if self.before_patch:
-            self.before_patch(self)
-        stored = self.objects.get((namespace, name))
-        if stored is None:
-            raise KubeError(f"patch ModelRollout {namespace}/{name}", 404, "not found")
-        expected = (patch.get("metadata") or {}).get("resourceVersion")
-        if expected is not None and expected != stored["metadata"]["resourceVersion"]:
-            raise KubeError(f"patch ModelRollout {namespace}/{name}", 409, "the object has been modified")
-        self.patches.append(copy.deepcopy(patch))
-        updated = merge(stored, patch)
-        updated["metadata"]["resourceVersion"] = str(int(stored["metadata"]["resourceVersion"]) + 1)
-        self.objects[(namespace, name)] = updated
-        if self.operator:
-            self.operator(updated)
-        return copy.deepcopy(updated)
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKube]:
     kube = FakeKube()
 
-    class Connector:
-        @staticmethod
-        async def connect(kubeconfig: str | None = None, context: str | None = None) -> FakeKube:
-            return kube
+    async def connect(kubeconfig: str | None = None, context: str | None = None) -> FakeKube:
+        return kube
 
-    monkeypatch.setattr(kubectl, "Kube", Connector)
+    monkeypatch.setattr(kubectl, "connect", connect)
     monkeypatch.setattr(kubectl, "default_namespace", lambda kubeconfig, context: "ml")
     monkeypatch.setattr(kubectl, "POLL_SECONDS", 0.01)
     monkeypatch.setattr(kubectl, "WATCH_POLL_SECONDS", 0.01)
     yield kube
-    assert kube.closed or not kube.reads
+    assert kube.closed or not kube.count("get", "modelrollout")
+
+
+def reacts(kube: FakeKube, operator: Callable[[dict[str, Any]], None]) -> None:
+    """Stands in for the operator: `operator` sees the stored rollout after each patch (replacing any earlier one)."""
+    kube.after[("patch", "modelrollout")] = [lambda k: operator(k.rollouts[("ml", "recommender")])]
 
 
 def store(kube: FakeKube, stored: dict[str, Any]) -> dict[str, Any]:
     stored["metadata"].setdefault("resourceVersion", "1")
-    kube.objects[(stored["metadata"]["namespace"], stored["metadata"]["name"])] = stored
+    kube.rollouts[(stored["metadata"]["namespace"], stored["metadata"]["name"])] = stored
     return stored
 
 
@@ -112,7 +60,7 @@ def in_phase(phase: str) -> dict[str, Any]:
 
 
 def annotations(kube: FakeKube) -> dict[str, str]:
-    return dict(kube.objects[("ml", "recommender")]["metadata"].get("annotations") or {})
+    return dict(kube.rollouts[("ml", "recommender")]["metadata"].get("annotations") or {})
 
 
 # Arguments ------------------------------------------------------------------------------------------------------
@@ -203,14 +151,17 @@ def test_watch_follows_changes_until_a_final_phase(fake: FakeKube, final: str, e
     store(fake, body(world))
 
     def operator_ticks(kube: FakeKube) -> None:
-        if kube.reads % 3 == 0 and world.status.phase not in ("Succeeded", "RolledBack"):
+        if kube.count("get", "modelrollout") % 3 == 0 and world.status.phase not in (
+            "Succeeded",
+            "RolledBack",
+        ):
             if final == "RolledBack" and world.status.phase == "Canary":
                 world.commands = Commands(abort="stop")
             world.tick()
-            updated = body(world, resourceVersion=str(kube.reads))
-            kube.objects[("ml", "recommender")] = updated
+            updated = body(world, resourceVersion=str(kube.count("get", "modelrollout")))
+            kube.rollouts[("ml", "recommender")] = updated
 
-    fake.on_read = operator_ticks
+    fake.on("get", "modelrollout", operator_ticks)
     code, out, _ = cli("status", "recommender", "--watch")
     assert code == expected
     phases = [line.split()[1] for line in out.splitlines() if line.startswith("Phase ")]
@@ -260,13 +211,13 @@ def test_promote_writes_a_new_id_and_waits_for_its_acknowledgement(fake: FakeKub
     assert (code, err) == (0, "")
     value = annotations(fake)[commands.PROMOTE]
     assert ID.match(value)
-    assert fake.patches == [{"metadata": {"annotations": {commands.PROMOTE: value}}}]
+    assert fake.rollout_patches == [{"metadata": {"annotations": {commands.PROMOTE: value}}}]
     assert (
         out
         == f'promote requested: modelrollout "recommender" in namespace "ml" will advance one step (id {value})\n'
     )
 
-    fake.operator = acknowledging(fake)
+    reacts(fake, acknowledging(fake))
     code, out, err = cli("promote", "recommender", "--full", "--wait")
     full = annotations(fake)[commands.PROMOTE]
     assert full.startswith(commands.FULL_PREFIX)
@@ -284,7 +235,7 @@ def test_promote_writes_a_new_id_and_waits_for_its_acknowledgement(fake: FakeKub
 def test_promote_refuses_where_the_operator_would_ignore_it(fake: FakeKube) -> None:
     store(fake, in_phase("Succeeded"))
     code, out, err = cli("promote", "recommender")
-    assert (code, out, fake.patches) == (1, "", [])
+    assert (code, out, fake.rollout_patches) == (1, "", [])
     assert err == (
         'error: modelrollout "recommender" in namespace "ml" is Succeeded: the operator promotes only in Shadow '
         "or Canary and would ignore this command; use --force to write it anyway\n"
@@ -306,7 +257,7 @@ def test_wait_times_out_without_an_operator(fake: FakeKube) -> None:
 
 def test_abort(fake: FakeKube) -> None:
     store(fake, in_phase("Canary"))
-    fake.operator = acknowledging(fake)
+    reacts(fake, acknowledging(fake))
     code, out, err = cli("abort", "recommender", "--wait")
     value = annotations(fake)[commands.ABORT]
     assert (code, err) == (0, "")
@@ -334,7 +285,7 @@ def test_retry_restarts_only_what_failed(fake: FakeKube) -> None:
     rolled_back = in_phase("Canary")
     rolled_back["status"].update(phase="RolledBack", canaryWeight=0)
     store(fake, rolled_back)
-    fake.operator = acknowledging(fake)
+    reacts(fake, acknowledging(fake))
     code, out, err = cli("retry", "recommender", "--wait")
     value = annotations(fake)[commands.RETRY]
     assert (code, err) == (0, "")
@@ -347,7 +298,7 @@ def test_retry_restarts_only_what_failed(fake: FakeKube) -> None:
 
 def test_pause_and_resume_set_and_remove_the_annotation(fake: FakeKube) -> None:
     store(fake, in_phase("Canary"))
-    fake.operator = acknowledging(fake)
+    reacts(fake, acknowledging(fake))
     code, out, _ = cli("pause", "recommender", "--wait")
     assert code == 0
     assert annotations(fake) == {commands.PAUSED: "true"}
@@ -355,12 +306,12 @@ def test_pause_and_resume_set_and_remove_the_annotation(fake: FakeKube) -> None:
         'pause requested: modelrollout "recommender" in namespace "ml" holds its traffic where it is until resumed'
     )
     assert out.splitlines()[1].startswith("now phase Paused")
-    fake.objects[("ml", "recommender")]["status"]["pausedPhase"] = "Canary"
-    fake.operator = lambda stored: stored["status"].update(phase="Canary", pausedPhase=None)
+    fake.rollouts[("ml", "recommender")]["status"]["pausedPhase"] = "Canary"
+    reacts(fake, lambda stored: stored["status"].update(phase="Canary", pausedPhase=None))
     code, out, _ = cli("resume", "recommender", "--wait")
     assert code == 0
     assert annotations(fake) == {}
-    assert fake.patches[-1] == {"metadata": {"annotations": {commands.PAUSED: None}}}
+    assert fake.rollout_patches[-1] == {"metadata": {"annotations": {commands.PAUSED: None}}}
     assert out.splitlines() == [
         'resume requested: modelrollout "recommender" in namespace "ml" continues in Canary',
         "now phase Canary, step 1/2, weight 10%: every slice passed in shadow for 10s; step 1/2: 10% of every "
@@ -397,7 +348,7 @@ def test_undo_patches_spec_model_back_to_the_previous_version(fake: FakeKube) ->
     assert stored["spec"]["model"]["schema"]["version"] == 2
     code, out, err = cli("undo", "recommender")
     assert (code, err) == (0, "")
-    assert fake.patches == [
+    assert fake.rollout_patches == [
         {
             "metadata": {"resourceVersion": "1"},
             "spec": {
@@ -405,7 +356,7 @@ def test_undo_patches_spec_model_back_to_the_previous_version(fake: FakeKube) ->
             },
         }
     ]
-    model = fake.objects[("ml", "recommender")]["spec"]["model"]
+    model = fake.rollouts[("ml", "recommender")]["spec"]["model"]
     assert model == {"name": "recommender", "version": "v1", "uri": "s3://models/recommender/v1"}
     lines = out.splitlines()
     assert lines[0] == (
@@ -431,7 +382,7 @@ def test_undo_copies_the_previous_schema_exactly(fake: FakeKube) -> None:
     stored["status"]["previous"]["schema"] = {"version": 1, "features": [], "extraFeatures": "reject"}
     store(fake, stored)
     assert cli("undo", "recommender")[0] == 0
-    assert fake.objects[("ml", "recommender")]["spec"]["model"]["schema"] == {
+    assert fake.rollouts[("ml", "recommender")]["spec"]["model"]["schema"] == {
         "version": 1,
         "features": [],
         "extraFeatures": "reject",
@@ -471,9 +422,9 @@ def test_undo_refusals(fake: FakeKube) -> None:
         "(scaled down at 2020-01-01T00:00:00Z, see status.previousWarmUntil); going back now is a full, cold "
         "rollout of it. Use --force to do it anyway\n"
     )
-    assert fake.patches == []
+    assert fake.rollout_patches == []
     assert cli("undo", "recommender", "--force")[0] == 0
-    assert fake.objects[("ml", "recommender")]["spec"]["model"]["version"] == "v1"
+    assert fake.rollouts[("ml", "recommender")]["spec"]["model"]["version"] == "v1"
 
 
 def test_undo_refuses_during_a_rollout_and_a_concurrent_change_is_reported(fake: FakeKube) -> None:
@@ -488,11 +439,11 @@ def test_undo_refuses_during_a_rollout_and_a_concurrent_change_is_reported(fake:
     )
 
     def someone_else_writes(kube: FakeKube) -> None:
-        kube.objects[("ml", "recommender")]["metadata"]["resourceVersion"] = "99"
+        kube.rollouts[("ml", "recommender")]["metadata"]["resourceVersion"] = "99"
 
     stored["status"].update(phase="Succeeded", candidateVersion=None)
     store(fake, stored)
-    fake.before_patch = someone_else_writes
+    fake.on("patch", "modelrollout", someone_else_writes)
     code, _, err = cli("undo", "recommender")
     assert code == 1
     assert err == (
@@ -513,9 +464,11 @@ def test_watch_on_a_terminal_redraws_in_place(fake: FakeKube) -> None:
     def operator_ticks(kube: FakeKube) -> None:
         if world.status.phase != "Succeeded":
             world.tick()
-            kube.objects[("ml", "recommender")] = body(world, resourceVersion=str(kube.reads))
+            kube.rollouts[("ml", "recommender")] = body(
+                world, resourceVersion=str(kube.count("get", "modelrollout"))
+            )
 
-    fake.on_read = operator_ticks
+    fake.on("get", "modelrollout", operator_ticks)
     out, err = Terminal(), io.StringIO()
     assert kubectl.main(["status", "recommender", "--watch"], out=out, err=err) == 0
     drawn = out.getvalue()

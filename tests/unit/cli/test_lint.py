@@ -12,7 +12,8 @@ import yaml
 
 from modelrollout.cli import kubectl
 from modelrollout.cli.lint import lint_text
-from tests.unit.plan.world import spec_dict
+from tests.support.specs import manifest
+from tests.support.world import spec_dict
 
 SCHEMA = {"version": 1, "features": [{"name": "user_id", "type": "string"}]}
 
@@ -22,15 +23,6 @@ def good_spec() -> dict[str, Any]:
     spec = spec_dict()
     spec["model"]["schema"] = copy.deepcopy(SCHEMA)
     return spec
-
-
-def manifest(spec: dict[str, Any], name: str = "recommender") -> dict[str, Any]:
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelRollout",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 def write(tmp_path: Path, *documents: dict[str, Any], name: str = "rollout.yaml") -> str:

@@ -9,8 +9,8 @@ from rich.console import Console
 from modelrollout.api import commands
 from modelrollout.api.status import Fingerprint, GuardVerdict
 from modelrollout.cli import view
-from modelrollout.plan.model import Commands
-from tests.unit.cli.rollouts import body, judged, rolling_world
+from modelrollout.plan import Commands
+from tests.support.rollouts import body, judged, rolling_world
 
 
 def lines(text: str) -> list[str]:

@@ -6,9 +6,8 @@ from datetime import timedelta
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
-from modelrollout.plan.machine import plan
-from modelrollout.plan.model import Commands, Event, GateResult, Notify, RemoveWorkload, SetRoutes
-from tests.unit.plan.world import World, make_spec, spec_dict, verdicts
+from modelrollout.plan import Commands, Event, GateResult, Notify, RemoveWorkload, SetRoutes, plan
+from tests.support.world import World, make_spec, spec_dict, verdicts
 
 SLICES = ["ios", "android", "default"]
 

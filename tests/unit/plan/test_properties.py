@@ -6,9 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelrollout.api.status import ModelRolloutStatus, Verdict
-from modelrollout.plan.machine import capacity_weight, plan
-from modelrollout.plan.model import SetRoutes
-from tests.unit.plan.world import World, make_spec, verdicts
+from modelrollout.plan import SetRoutes, capacity_weight, plan
+from tests.support.world import World, make_spec, verdicts
 
 # Mostly passing and mostly fully loaded, so that runs reach every step and still see every kind of trouble.
 VERDICT = st.sampled_from(["Pass"] * 12 + ["Inconclusive"] * 3 + ["Fail"])

@@ -25,6 +25,7 @@ from modelrollout.sandbox.trafficgen import (
     TrafficGenerator,
 )
 from modelrollout.serving import RequestContext, ServingConfig, create_app
+from tests.support.waiting import until
 
 V1 = "recommender-v1.ml.svc.cluster.local"
 V2 = "recommender-v2.ml.svc.cluster.local"
@@ -137,6 +138,10 @@ def _endpoints(servers: Mapping[str, tuple[TestServer, InstantModel]]) -> dict[s
     return {version: f"127.0.0.1:{server.port}" for version, (server, _) in servers.items()}
 
 
+def _v2(snapshot: Mapping[Any, int]) -> int:
+    return sum(n for key, n in snapshot.items() if key.version == "v2")
+
+
 async def _server_counts(server: TestServer) -> dict[str, float]:
     """model_requests_total per slice as the server itself counted it."""
     async with aiohttp.ClientSession() as session:
@@ -156,7 +161,14 @@ async def test_follows_routes_weights_and_mirrors(
         LOADS, Holder(BASE), HOSTS, _endpoints(servers), seed=1, arrival="uniform", refresh_interval=0.1
     )
     async with generator:
-        await asyncio.sleep(2.0)
+        await until(
+            lambda: (
+                generator.stats.total(slice="ios", kind=SERVED) > 100
+                and generator.stats.total(slice="default") > 40
+                and generator.stats.total(slice="android") > 100
+            ),
+            "enough traffic in every slice",
+        )
     stats = generator.stats
     ios_served = stats.total(slice="ios", kind=SERVED)
     assert ios_served > 100
@@ -184,12 +196,13 @@ async def test_picks_up_virtual_service_changes(servers: dict[str, tuple[TestSer
     loads = [SliceLoad("android", 100, {"x-platform": "android"})]
     generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), seed=2, refresh_interval=0.05)
     async with generator:
-        await asyncio.sleep(0.5)
-        assert generator.stats.total(version="v1") > 0
+        await until(lambda: generator.stats.total(version="v1") > 0, "traffic to v1")
         holder.value = _virtual_service(_route("modelrollout-android", "android", {V2: 100}))
-        await asyncio.sleep(0.3)  # several refreshes
+        calls = holder.calls
+        await until(lambda: holder.calls >= calls + 3, "several refreshes after the change")
         before = generator.stats.snapshot()
-        await asyncio.sleep(0.7)
+        await until(lambda: generator.stats.total(version="v2") - _v2(before) > 30, "traffic to v2")
+        await until(lambda: holder.calls > 10, "refreshes go on")
         after = generator.stats.snapshot()
     delta = {key: after.get(key, 0) - before.get(key, 0) for key in after}
     assert sum(n for key, n in delta.items() if key.version == "v1") == 0
@@ -201,14 +214,14 @@ async def test_without_a_virtual_service(servers: dict[str, tuple[TestServer, In
     loads = [SliceLoad("ios", 100, {"x-platform": "ios"})]
     generator = TrafficGenerator(loads, Holder(None), HOSTS, _endpoints(servers), refresh_interval=0.1)
     async with generator:
-        await asyncio.sleep(0.4)
+        await until(lambda: generator.stats.total() > 10, "requests without routes")
     assert generator.stats.total() == generator.stats.total(outcome=NO_ROUTE, version="") > 10
 
     fallback = TrafficGenerator(
         loads, Holder(None), {"recommender": "v1"}, _endpoints(servers), default_host="recommender"
     )
     async with fallback:
-        await asyncio.sleep(0.4)
+        await until(lambda: fallback.stats.total() > 10, "requests to the default host")
     assert fallback.stats.total() == fallback.stats.total(version="v1", outcome="200") > 10
 
 
@@ -219,7 +232,7 @@ async def test_never_dials_a_non_loopback_endpoint(
     endpoints = {"v1": "10.0.0.7:8080", "v2": "127.64.0.9"}  # a ClusterIP, and a pod IP without a port
     generator = TrafficGenerator(loads, Holder(BASE), HOSTS, endpoints, request_timeout=0.5)
     async with generator:
-        await asyncio.sleep(0.4)
+        await until(lambda: generator.stats.total() > 10, "requests towards non-loopback endpoints")
     stats = generator.stats
     # A dial attempt would show up as connect-error or timeout; only refusals are counted.
     assert stats.total() == stats.total(outcome=REFUSED) > 10
@@ -237,7 +250,15 @@ async def test_unknown_hosts_and_missing_endpoints(
     generator = TrafficGenerator(loads, Holder(BASE), {V1: "v1", V2: "v2"}, endpoints)
     unresolved = TrafficGenerator(loads, Holder(BASE), {V1: "v1"}, endpoints)  # V2 names no known version
     async with generator, unresolved:
-        await asyncio.sleep(0.5)
+        await until(
+            lambda: (
+                generator.stats.total(version="v2", outcome=NO_ENDPOINT) > 10
+                and generator.stats.total(version="v2", kind=MIRRORED, outcome=NO_ENDPOINT) > 5
+                and unresolved.stats.total(version="", outcome=NO_DESTINATION) > 10
+                and unresolved.stats.total(version="v1", outcome="200") > 10
+            ),
+            "every kind of unroutable request",
+        )
     assert generator.stats.total(version="v2", outcome=NO_ENDPOINT) > 10
     assert generator.stats.total(version="v2", kind=MIRRORED, outcome=NO_ENDPOINT) > 5
     assert unresolved.stats.total(version="", outcome=NO_DESTINATION) > 10
@@ -251,9 +272,9 @@ async def test_refresh_failures_keep_the_last_routes(
     loads = [SliceLoad("default", 100, {})]
     generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), refresh_interval=0.05)
     async with generator:
-        await asyncio.sleep(0.2)
+        await until(lambda: generator.table is not None, "a first route table")
         holder.fail = True
-        await asyncio.sleep(0.4)
+        await until(lambda: generator.refresh_errors >= 3, "failing refreshes")
     assert generator.refresh_errors >= 3
     assert generator.table is not None
     assert generator.stats.total() == generator.stats.total(version="v1", outcome="200")
@@ -273,7 +294,7 @@ async def test_bounded_concurrency_drops_and_stops_cleanly() -> None:
             loads, Holder(vs), HOSTS, {"v1": f"127.0.0.1:{server.port}"}, concurrency=3, request_timeout=30
         )
         await generator.start()
-        await asyncio.sleep(0.5)
+        await until(lambda: generator.stats.total(outcome=DROPPED) > 50, "requests dropped at the bound")
         started = asyncio.get_running_loop().time()
         await generator.stop(drain=0.2)
         assert asyncio.get_running_loop().time() - started < 2.0  # it did not wait for the 5 s answers

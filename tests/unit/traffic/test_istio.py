@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modelrollout.identity import service_host
 from modelrollout.traffic.istio import (
     ObservedRoute,
     desired_virtual_service,
@@ -19,9 +20,7 @@ from modelrollout.traffic.istio import (
     route_name,
     routes_equal,
 )
-from modelrollout.workloads.render import service_host
-
-from .specs import NAMESPACE, ROLLOUT, make_spec
+from tests.support.traffic_specs import NAMESPACE, ROLLOUT, make_spec
 
 STABLE = "v1"
 CANDIDATE = "v2"

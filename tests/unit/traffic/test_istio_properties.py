@@ -20,8 +20,7 @@ from modelrollout.traffic.istio import (
     route_name,
     routes_equal,
 )
-
-from .specs import NAMESPACE, ROLLOUT, make_spec
+from tests.support.traffic_specs import NAMESPACE, ROLLOUT, make_spec
 
 HEADERS = ["x-platform", "x-region", "x-tier"]
 VALUES = ["", "a", "b", "ab", "ba", "abc"]

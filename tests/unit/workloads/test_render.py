@@ -13,15 +13,15 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from modelrollout.api.spec import ModelRolloutSpec, Slice
+from modelrollout.identity import TEMPLATE_HASH_ANNOTATION, workload_name
 from modelrollout.workloads.render import (
-    TEMPLATE_HASH_ANNOTATION,
     fingerprint,
     render_deployment,
     render_service,
     serving_container_index,
     template_hash,
-    workload_name,
 )
+from tests.support import specs
 
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 NAME, NAMESPACE, UID = "recommender", "ml", "0d4c-uid"
@@ -83,23 +83,16 @@ def make_spec(
     readiness: dict[str, Any] | None = None,
     port: int | None = None,
 ) -> ModelRolloutSpec:
-    istio: dict[str, Any] = {"host": "recommender.ml.svc.cluster.local", "virtualService": "recommender"}
-    if port is not None:
-        istio["port"] = port
-    return ModelRolloutSpec.model_validate(
-        {
-            "model": {"name": "recommender", "version": "v2", "uri": "s3://models/recommender/v2"},
-            "template": full_template() if template is None else template,
-            "replicas": 3,
-            "readiness": readiness or {"modelReadyPath": "/v2/models/recommender/ready", "port": 8080},
-            "traffic": {"istio": istio},
-            "slices": SLICES if slices is None else slices,
-            "strategy": {"canary": {"steps": [{"weight": 10}]}},
-            "analysis": {
-                "prometheus": {"url": "http://prometheus:9090"},
-                "guards": [{"name": "errors", "metric": "errorRate", "max": 0.05}],
-            },
-        }
+    return specs.parsed(
+        specs.rollout_spec(
+            template=full_template() if template is None else template,
+            replicas=3,
+            readiness=readiness or {"modelReadyPath": "/v2/models/recommender/ready", "port": 8080},
+            traffic=specs.istio(**({} if port is None else {"port": port})),
+            slices=SLICES if slices is None else slices,
+            strategy={"canary": {"steps": [{"weight": 10}]}},
+            analysis=specs.analysis_with(url="http://prometheus:9090"),
+        )
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from modelrollout.api.spec import BUILTIN_METRICS, MAX_STEPS
+from modelrollout.api.guards import BUILTIN_METRICS
+from modelrollout.api.spec import MAX_STEPS
 
 Draw = st.DrawFn
 

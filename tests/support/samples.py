@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from modelrollout.analysis.model import Sample
+from modelrollout.analysis.results import Sample
 from modelrollout.api.spec import ModelRolloutSpec
+from tests.support import specs
 
 STABLE = "v1.4"
 CANDIDATE = "v1.5"
@@ -33,19 +34,15 @@ def make_spec(
     }
     if window is not None:
         analysis["window"] = window
-    return ModelRolloutSpec.model_validate(
-        {
-            "model": {"name": "recommender", "version": CANDIDATE, "uri": "s3://models/recommender/v1.5"},
-            "template": {},
-            "replicas": 2,
-            "traffic": {
-                "istio": {"host": "recommender.ml.svc.cluster.local", "virtualService": "recommender"}
-            },
-            "slices": [{"name": s, "match": {"headers": {"x-segment": {"exact": s}}}} for s in slices],
-            "strategy": {"canary": {"steps": [{"weight": 10, "pause": "1m"}, {"weight": 50}]}},
-            "analysis": analysis,
-        }
+    spec = specs.rollout_spec(
+        CANDIDATE,
+        template={},
+        slices=[specs.by_header(s, "x-segment", s) for s in slices],
+        strategy={"canary": {"steps": [{"weight": 10, "pause": "1m"}, {"weight": 50}]}},
+        analysis=analysis,
     )
+    spec["model"]["uri"] = "s3://models/recommender/v1.5"
+    return specs.parsed(spec)
 
 
 def counts(

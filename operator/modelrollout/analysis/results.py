@@ -11,6 +11,7 @@ from datetime import datetime
 
 from modelrollout.api.common import Model
 from modelrollout.api.status import GuardVerdict, Samples, Verdict
+from modelrollout.errors import ModelRolloutError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Sample:
     value: float
 
 
-class PrometheusError(Exception):
+class PrometheusError(ModelRolloutError):
     """A query that produced no usable answer; judged Inconclusive, never Pass."""
 
     kind = "PrometheusError"

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelrollout.analysis.model import AnalysisResult, SliceVerdict
+from modelrollout.analysis.results import AnalysisResult, SliceVerdict
 from modelrollout.api.spec import ModelRolloutSpec
-from modelrollout.api.status import GuardVerdict, ModelRolloutStatus, Samples, Verdict
-from modelrollout.plan.machine import needs, plan
-from modelrollout.plan.model import (
+from modelrollout.api.status import Fingerprint, GuardVerdict, ModelRolloutStatus, Samples, Verdict
+from modelrollout.errors import InvalidTemplate
+from modelrollout.plan import (
     Action,
     Commands,
     EnsureWorkload,
@@ -20,38 +20,34 @@ from modelrollout.plan.model import (
     RemoveWorkload,
     SetRoutes,
     WorkloadState,
+    needs,
+    plan,
 )
+from modelrollout.workloads.render import fingerprint
+from tests.support import specs
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
 
 
 def spec_dict(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "model": {"name": "recommender", "version": "v1", "uri": "s3://models/recommender/v1"},
-        "template": {"spec": {"containers": [{"name": "server", "image": "example.invalid/server:1"}]}},
-        "replicas": 4,
-        "readiness": {"minReadyReplicas": 2, "loadTimeout": "60s"},
-        "traffic": {"istio": {"host": "recommender.ml.svc.cluster.local", "virtualService": "recommender"}},
-        "slices": [
-            {"name": "ios", "match": {"headers": {"x-platform": {"exact": "ios"}}}},
-            {"name": "android", "match": {"headers": {"x-platform": {"exact": "android"}}}},
-        ],
-        "strategy": {
+    """The planner's spec: two slices, a 10s shadow and two 10s steps judged every 5s; `overrides` replace
+    top-level fields whole."""
+    base = specs.rollout_spec(
+        "v1",
+        template=specs.template(specs.container("example.invalid/server:1", port=None)),
+        replicas=4,
+        readiness={"minReadyReplicas": 2, "loadTimeout": "60s"},
+        strategy={
             "shadow": {"mirrorPercent": 100, "duration": "10s"},
             "canary": {"steps": [{"weight": 10, "pause": "10s"}, {"weight": 50, "pause": "10s"}]},
         },
-        "analysis": {
-            "interval": "5s",
-            "prometheus": {"url": "http://127.0.0.1:9090"},
-            "guards": [
-                {"name": "error-rate", "metric": "errorRate", "max": 0.05, "immediate": True},
-                {"name": "error-ratio", "metric": "errorRate", "maxRatioToStable": 1.5, "failureLimit": 2},
-            ],
-        },
-    }
-    for key, value in overrides.items():
-        base[key] = value
-    return base
+        analysis=specs.analysis_with(
+            {"name": "error-rate", "metric": "errorRate", "max": 0.05, "immediate": True},
+            {"name": "error-ratio", "metric": "errorRate", "maxRatioToStable": 1.5, "failureLimit": 2},
+            interval="5s",
+        ),
+    )
+    return {**base, **overrides}
 
 
 def make_spec(**overrides: Any) -> ModelRolloutSpec:
@@ -132,7 +128,15 @@ class World:
             analysis=analysis,
             gates=self.gates if need.gates else None,
             commands=self.commands,
+            candidate_fingerprint=self.fingerprint(),
         )
+
+    def fingerprint(self) -> Fingerprint | str:
+        """What the controller observes: the spec's version rendered, or why its template cannot be."""
+        try:
+            return fingerprint(self.spec, self.spec.model.version, self.spec.model.uri)
+        except InvalidTemplate as error:
+            return str(error)
 
     def tick(self, seconds: float = 5.0) -> list[Action]:
         result = plan(self.spec, self.status, self.observations())

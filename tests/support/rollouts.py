@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from modelrollout.analysis.judges import judge_thresholds, ratio_floor, required_samples
-from modelrollout.analysis.model import AnalysisResult, SliceVerdict
+from modelrollout.analysis.results import AnalysisResult, SliceVerdict
 from modelrollout.analysis.verdicts import slice_verdict
 from modelrollout.api.status import Samples
-from tests.unit.plan.world import World, make_spec, spec_dict
+from tests.support.world import World, make_spec, spec_dict
 
 NAME, NAMESPACE = "recommender", "ml"
 STABLE_ERRORS = 0.011

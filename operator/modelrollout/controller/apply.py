@@ -1,0 +1,108 @@
+"""Carrying out a plan's actions: the routes first (a rollback is one VirtualService write), then workloads."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.controller.reference import RolloutRef
+from modelrollout.controller.runtime import Runtime
+from modelrollout.errors import InvalidRoutes, InvalidTemplate, KubeError, OwnershipRefused
+from modelrollout.identity import TEMPLATE_HASH_ANNOTATION
+from modelrollout.plan import Action, EnsureWorkload, RemoveWorkload, SetRoutes
+from modelrollout.traffic import ownership
+from modelrollout.traffic.istio import owned_routes
+from modelrollout.workloads.render import render_deployment, render_service
+
+log = logging.getLogger("modelrollout.controller")
+WRITE_ATTEMPTS = 3
+"""Reads and writes of the VirtualService per tick when someone else keeps changing it (409 conflicts)."""
+
+
+async def apply_actions(
+    rt: Runtime,
+    ref: RolloutRef,
+    spec: ModelRolloutSpec,
+    actions: list[Action],
+    deployments: dict[str, dict[str, Any]],
+) -> tuple[bool, float | None, str | None]:
+    """Routes first, then workloads. Returns (routes written, when, what failed or None)."""
+    written, at = False, None
+    try:
+        for action in actions:
+            if isinstance(action, SetRoutes):
+                written = await write_routes(rt, ref, spec, action)
+                at = time.monotonic() if written else at
+        for action in actions:
+            if isinstance(action, EnsureWorkload):
+                await ensure_workload(rt, ref, spec, action, deployments.get(action.version))
+            elif isinstance(action, RemoveWorkload) and action.version in deployments:
+                name = deployments[action.version]["metadata"]["name"]
+                await rt.kube.delete_workload(ref.namespace, name)
+    except (KubeError, OwnershipRefused) as error:
+        return written, at, str(error)
+    except InvalidTemplate as error:
+        return written, at, f"cannot render workloads: {error}"
+    except InvalidRoutes as error:
+        return written, at, f"cannot render routes: {error}"
+    return written, at, None
+
+
+async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, action: SetRoutes) -> bool:
+    """Makes the live VirtualService route as `action` says; True when something was written."""
+    routes = owned_routes(
+        spec,
+        name=ref.name,
+        namespace=ref.namespace,
+        stable=action.stable,
+        candidate=action.candidate,
+        weights=action.weights,
+        mirror_percent=action.mirror_percent,
+    )
+    for attempt in range(WRITE_ATTEMPTS):
+        live = await rt.kube.get_virtual_service(ref.namespace, spec.traffic.istio.virtual_service)
+        decision = ownership.decide(
+            live, spec, rollout=ref.name, namespace=ref.namespace, uid=ref.uid, routes=routes
+        )
+        try:
+            if isinstance(decision, ownership.Create):
+                await rt.kube.create_virtual_service(decision.body)
+            elif isinstance(decision, ownership.Patch):
+                await rt.kube.update_virtual_service(decision.live, decision.patch)
+            elif isinstance(decision, ownership.Refused):
+                raise decision.error
+            else:
+                return False
+            return True
+        except KubeError as error:
+            if error.conflict and attempt < WRITE_ATTEMPTS - 1:
+                continue  # someone changed it since we read it: decide again on the fresh copy
+            raise
+    return False
+
+
+async def ensure_workload(
+    rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, action: EnsureWorkload, live: dict[str, Any] | None
+) -> None:
+    """Creates or updates one version's Deployment and Service; stable and previous keep their template."""
+    if live is not None and not action.render:
+        if int((live.get("spec") or {}).get("replicas") or 0) != action.replicas:
+            await rt.kube.scale(ref.namespace, live["metadata"]["name"], action.replicas)
+        return
+    desired = render_deployment(
+        ref.name, ref.namespace, ref.uid, spec, action.version, action.uri, action.replicas
+    )
+    if live is not None:
+        same_template = (live["metadata"].get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION) == desired[
+            "metadata"
+        ]["annotations"][TEMPLATE_HASH_ANNOTATION]
+        if same_template and int((live.get("spec") or {}).get("replicas") or 0) == action.replicas:
+            return
+    elif not action.render:
+        log.warning(
+            "%s: Deployment of %s is missing; recreating it from the current template", ref, action.version
+        )
+    await rt.kube.apply(render_service(ref.name, ref.namespace, ref.uid, spec, action.version))
+    await rt.kube.apply(desired)

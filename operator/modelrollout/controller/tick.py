@@ -1,0 +1,117 @@
+"""One reconcile tick of one ModelRollout: read, observe, ask the planner, apply, record.
+
+The tick reads the resource, its Deployments and (when due) Prometheus; `plan` decides; the routes are written
+first (a rollback is one VirtualService write), then workloads, then status, events and notifications. A failed
+write keeps the previous status, so the next tick retries from the same place: nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelrollout.api.common import seconds
+from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.api.status import ModelRolloutStatus
+from modelrollout.api.validation import describe
+from modelrollout.controller.apply import apply_actions
+from modelrollout.controller.observe import observe
+from modelrollout.controller.record import announce, record_refusal, write_status
+from modelrollout.controller.reference import RolloutRef
+from modelrollout.controller.runtime import Runtime
+from modelrollout.plan import plan
+from modelrollout.plan.conditions import reconciled
+
+RETRY_AFTER_ERROR = 5.0
+IDLE_INTERVAL = 30.0
+"""How often a rollout without a readable spec is looked at again (a spec change wakes it sooner)."""
+
+
+@dataclass
+class TickReport:
+    """What a tick did; the daemon sleeps `next_in` seconds (less when woken)."""
+
+    next_in: float
+    phase: str | None = None
+    route_written: bool = False
+    routes_written_at: float | None = None
+    analysis_evaluated_at: datetime | None = None
+
+
+class Reconciler:
+    """Runs ticks for one rollout at a time; stateless beyond the Runtime's caches."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def tick(self, namespace: str, name: str) -> TickReport:
+        started = time.monotonic()
+        try:
+            return await self._tick(namespace, name)
+        finally:
+            self.rt.metrics.tick_seconds.observe(time.monotonic() - started)
+            for kind, count in self.rt.kube.writes.items():
+                self.rt.metrics.api_writes.labels(kind).inc(count)
+            self.rt.kube.writes.clear()
+
+    async def _tick(self, namespace: str, name: str) -> TickReport:
+        rt = self.rt
+        body = await rt.kube.get_rollout(namespace, name)
+        if body is None:
+            rt.forget(namespace, name)
+            return TickReport(next_in=IDLE_INTERVAL)
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return TickReport(next_in=IDLE_INTERVAL)
+        ref = RolloutRef.from_object(body)
+        raw_status = body.get("status") or {}
+        try:
+            spec = ModelRolloutSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            await record_refusal(rt, ref, raw_status, describe(error, prefix="spec"))
+            rt.metrics.errors.labels(namespace, name, "InvalidSpec").inc()
+            return TickReport(next_in=IDLE_INTERVAL)
+        try:
+            status = ModelRolloutStatus.model_validate(raw_status)
+        except ValidationError as error:
+            # A status this version cannot read (hand-edited or from a newer operator): never guess a position.
+            await record_refusal(rt, ref, raw_status, describe(error, prefix="status"))
+            return TickReport(next_in=IDLE_INTERVAL)
+        return await self._decide(ref, spec, status, raw_status)
+
+    async def _decide(
+        self,
+        ref: RolloutRef,
+        spec: ModelRolloutSpec,
+        status: ModelRolloutStatus,
+        raw_status: dict[str, Any],
+    ) -> TickReport:
+        rt = self.rt
+        now = rt.clock()
+        observed = await observe(rt, ref, spec, status, now)
+        result = plan(spec, status, observed.observations)
+        new_status = result.status
+        analysed = observed.observations.analysis is not None
+        report = TickReport(
+            next_in=seconds(spec.analysis.interval),
+            phase=new_status.phase,
+            analysis_evaluated_at=now if analysed else None,
+        )
+        written, at, failure = await apply_actions(rt, ref, spec, result.actions, observed.deployments)
+        report.route_written, report.routes_written_at = written, at
+        if failure is not None:
+            # Keep the last good position; say what failed. The next tick retries the same decision.
+            kept = status.model_copy(deep=True)
+            reconciled(kept, failure, now, ref.generation)
+            await write_status(rt, ref, raw_status, kept, force=True)
+            rt.metrics.errors.labels(ref.namespace, ref.name, "ApplyFailed").inc()
+            report.next_in = min(report.next_in, RETRY_AFTER_ERROR)
+            return report
+        reconciled(new_status, None, now, ref.generation)
+        await write_status(rt, ref, raw_status, new_status)
+        rt.metrics.observe_status(ref.namespace, ref.name, new_status)
+        await announce(rt, ref, spec, new_status, result.actions)
+        return report

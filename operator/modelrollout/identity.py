@@ -1,0 +1,109 @@
+"""Identity and vocabulary: every name the operator puts on the cluster, defined once.
+
+The API group, version and kind, the Istio kind it writes, every label and annotation, the finalizer, the
+field manager and the names derived from a rollout (Deployments, Services, route names). Everything else
+imports these; nothing else spells them. Pure: no I/O, no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+# The ModelRollout API ----------------------------------------------------------------------------------------
+GROUP = "modelrollout.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelRollout"
+PLURAL = "modelrollouts"
+SINGULAR = "modelrollout"
+SHORT_NAMES = ("mro",)
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+# What the operator writes into ------------------------------------------------------------------------------
+ISTIO_GROUP = "networking.istio.io"
+ISTIO_VERSION = "v1"
+ISTIO_API_VERSION = f"{ISTIO_GROUP}/{ISTIO_VERSION}"
+VIRTUAL_SERVICE_KIND = "VirtualService"
+VIRTUAL_SERVICES = "virtualservices"
+
+# Labels on everything the operator creates ----------------------------------------------------------------
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "modelrollout"
+ROLLOUT_LABEL = f"{GROUP}/rollout"
+VERSION_LABEL = f"{GROUP}/version"
+APP_NAME_LABEL = "app.kubernetes.io/name"
+APP_VERSION_LABEL = "app.kubernetes.io/version"
+
+# Annotations ----------------------------------------------------------------------------------------------
+TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
+"""On a version's Deployment: the hash of the pod template it was rendered from."""
+ENVIRONMENT_ANNOTATION = f"{GROUP}/environment-fingerprint"
+"""On the user's pod template: a declared environment fingerprint, recorded in status."""
+CLAIM_ANNOTATION = f"{GROUP}/rollout"
+"""On a VirtualService: the ModelRollout whose `modelrollout-*` routes it carries (one rollout per VirtualService)."""
+PAUSED_ANNOTATION = f"{GROUP}/paused"
+PROMOTE_ANNOTATION = f"{GROUP}/promote"
+ABORT_ANNOTATION = f"{GROUP}/abort"
+RETRY_ANNOTATION = f"{GROUP}/retry"
+LOAD_DELAY_ANNOTATION = f"sandbox.{GROUP}/load-delay"
+"""Sandbox only: how long kwok keeps a pod unready, standing in for model load time."""
+
+# The operator's own identity on the API server -------------------------------------------------------------
+FINALIZER = f"{GROUP}/operator"
+FIELD_MANAGER = "modelrollout"
+EVENT_COMPONENT = f"{GROUP}/operator"
+EVENT_SOURCE = "modelrollout"
+
+# Routes ---------------------------------------------------------------------------------------------------
+ROUTE_PREFIX = "modelrollout-"
+DEFAULT_SLICE = "default"
+SLICE_HEADER = "x-modelrollout-slice"
+"""Set on every routed request: the slice its route decided, for the model server's and Istio's `slice` label."""
+
+# Derived names --------------------------------------------------------------------------------------------
+MAX_NAME = 63
+_HASH_LEN = 8
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_NOT_LABEL_CHAR = re.compile(r"[^a-z0-9-]")
+
+
+def workload_name(rollout_name: str, version: str) -> str:
+    """The name of a version's Deployment and Service: a DNS-1035 label of at most 63 characters.
+
+    `<rollout>-<version>` when that already is one. Otherwise (dots, a leading digit, too long) the name is
+    mapped to label characters, cut to fit, and suffixed with a hash of the exact rollout name and version,
+    so versions that map to the same characters (`1.2`, `1-2`) or share a long prefix get distinct names.
+    """
+    plain = f"{rollout_name}-{version}"
+    if len(plain) <= MAX_NAME and _DNS_1035.fullmatch(plain):
+        return plain
+    digest = hashlib.sha256(f"{rollout_name}\x00{version}".encode()).hexdigest()[:_HASH_LEN]
+    mapped = _NOT_LABEL_CHAR.sub("-", plain.lower())
+    if not mapped[:1].isalpha():
+        mapped = "m-" + mapped
+    head = mapped[: MAX_NAME - _HASH_LEN - 1].rstrip("-")
+    return f"{head}-{digest}"
+
+
+def service_host(rollout_name: str, version: str, namespace: str) -> str:
+    """The cluster-local FQDN of a version's Service, as Istio destinations name it."""
+    return f"{workload_name(rollout_name, version)}.{namespace}.svc.cluster.local"
+
+
+def route_name(slice_name: str) -> str:
+    """The name of the owned route of a slice ('default' for unmatched traffic)."""
+    return f"{ROUTE_PREFIX}{slice_name}"
+
+
+def owner_reference(rollout_name: str, uid: str) -> dict[str, Any]:
+    """The controller ownerReference that ties a generated object to its ModelRollout (garbage collection)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": rollout_name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

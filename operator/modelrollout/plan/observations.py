@@ -1,0 +1,57 @@
+"""What the planner reads: the world as the controller observed it at the start of a tick."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelrollout.analysis.results import AnalysisResult
+from modelrollout.api.status import Fingerprint
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """A per-version Deployment as observed: ready replicas are model-ready (the readiness probe is the model's)."""
+
+    version: str
+    replicas: int
+    ready_replicas: int
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    allowed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Commands:
+    """Manual commands read from the resource's annotations (see modelrollout.api.commands)."""
+
+    paused: bool = False
+    promote: str | None = None  # command id; acted on once (status.acknowledged)
+    promote_full: bool = False  # skip the remaining steps instead of advancing one
+    abort: str | None = None
+    retry: str | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    now: datetime
+    generation: int
+    workloads: dict[str, WorkloadState] = field(default_factory=dict)
+    analysis: AnalysisResult | None = None
+    gates: list[GateResult] | None = None
+    commands: Commands = field(default_factory=Commands)
+    candidate_fingerprint: Fingerprint | str | None = None
+    """The candidate's fingerprint rendered from the spec, or why the template cannot make a pod (None: not
+    computed; the planner then refuses to deploy). Rendering is the workloads module's job, not the planner's."""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the controller must fetch before planning this tick."""
+
+    gates: bool
+    analysis: bool

@@ -1,0 +1,70 @@
+"""The working state of one planning tick, and the small moves every part of the state machine makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.api.status import FAILED, HISTORY_LIMIT, Decision, GuardVerdict, ModelRolloutStatus, Phase
+from modelrollout.plan.actions import Action, Event, Notify
+from modelrollout.plan.capacity import capped
+from modelrollout.plan.observations import Observations
+
+
+@dataclass
+class Tick:
+    """Spec and observations (read-only), the status being rewritten, and the actions asked for so far."""
+
+    spec: ModelRolloutSpec
+    status: ModelRolloutStatus
+    obs: Observations
+    actions: list[Action] = field(default_factory=list)
+    safety_reasons: list[str] | None = None
+    """Why rolling back would be unsafe ([] when checked and safe; None when not checked this tick)."""
+
+    @property
+    def now(self) -> datetime:
+        return self.obs.now
+
+    def ready(self, version: str | None) -> int:
+        """Model-ready replicas of a version's Deployment (0 when it has none)."""
+        workload = self.obs.workloads.get(version or "")
+        return workload.ready_replicas if workload else 0
+
+    def capped(self, wanted: int) -> int:
+        """`wanted` percent to the candidate, capped by its model-ready capacity right now."""
+        return capped(self.spec, wanted, self.ready(self.status.candidate_version))
+
+    def transition(
+        self, phase: Phase, reason: str, message: str, evidence: list[GuardVerdict] | None = None
+    ) -> None:
+        """Enters (or stays in) `phase`: message, a history entry, an Event and a notification."""
+        s = self.status
+        if s.phase != phase:
+            s.phase_since = self.now
+        s.phase = phase
+        s.message = message
+        decision = Decision(
+            time=self.now,
+            phase=phase,
+            reason=reason,
+            message=message,
+            step=s.step or None,
+            weight=s.canary_weight,
+            evidence=evidence or [],
+        )
+        s.history = [*s.history, decision][-HISTORY_LIMIT:]
+        kind: Literal["Normal", "Warning"] = "Warning" if phase in FAILED else "Normal"
+        self.actions.append(Event(type=kind, reason=reason, message=message))
+        self.actions.append(Notify(reason=reason, message=message, evidence=evidence or []))
+
+    def note(self, reason: str, message: str) -> None:
+        """An Event without a decision (a command that was ignored, say)."""
+        self.actions.append(Event(type="Normal", reason=reason, message=message))
+
+    def reset_passing(self) -> None:
+        """Every slice must pass afresh (a new step, a resume, a capacity hold)."""
+        for item in self.status.slices:
+            item.passing_since = None

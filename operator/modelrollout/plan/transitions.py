@@ -1,0 +1,133 @@
+"""The moves between phases that several parts of the state machine make: start, step, promote, roll back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelrollout.api.common import seconds
+from modelrollout.api.status import GuardVerdict, SliceStatus, VersionRecord
+from modelrollout.plan.tick import Tick
+
+
+def start(t: Tick, version: str, reason: str = "NewVersion") -> None:
+    """A rollout of `version` from the current stable version begins in Pending (gates and safety first)."""
+    s = t.status
+    s.candidate_version = version
+    s.candidate = None
+    s.step = 0
+    s.canary_weight = 0
+    s.mirror_percent = 0.0
+    s.slices = []
+    s.failing_slices = 0
+    s.inconclusive_count = 0
+    s.paused_phase = None
+    s.last_analysis = None
+    what = (
+        f"rollout of {version} from stable {s.stable_version}"
+        if s.stable_version
+        else f"initial deploy of {version}"
+    )
+    if reason == "Retry":
+        what = f"retry requested: {what}"
+    t.transition("Pending", reason, f"{what}: checking gates and rollback safety")
+
+
+def supersede(t: Tick, version: str) -> None:
+    """The spec names a third version mid-rollout: drop the candidate at once and start again from stable."""
+    s = t.status
+    t.transition(
+        "Pending",
+        "Superseded",
+        f"spec.model.version changed to {version} during the rollout of {s.candidate_version}; "
+        f"restarting from stable {s.stable_version}",
+    )
+    s.candidate_scale_down_at = None  # the superseded candidate is removed now, not kept
+
+
+def undo(t: Tick, version: str) -> None:
+    """Back to the previous version in one switch: it served every slice minutes ago and is still warm."""
+    s = t.status
+    assert s.previous is not None
+    s.candidate_version, s.candidate = version, s.previous
+    s.candidate_scale_down_at = None
+    s.step, s.canary_weight, s.mirror_percent = 0, 0, 0.0
+    s.slices, s.failing_slices, s.inconclusive_count = [], 0, 0
+    t.transition(
+        "Promoting",
+        "Undo",
+        f"spec.model.version set back to the previous version {version}, still warm: "
+        f"switching every slice back to it without a canary",
+    )
+
+
+def revert_to_stable(t: Tick) -> None:
+    """A person set the version back to stable: stop at once; the candidate is removed, not kept."""
+    s = t.status
+    candidate = s.candidate_version
+    s.candidate_version, s.candidate = None, None
+    s.candidate_scale_down_at = None
+    s.canary_weight, s.mirror_percent, s.step = 0, 0.0, 0
+    s.paused_phase = None
+    s.failing_slices = 0
+    t.transition(
+        "Succeeded",
+        "VersionReverted",
+        f"spec.model.version set back to stable {s.stable_version}: rollout of {candidate} stopped; "
+        f"{s.stable_version} serves 100% of every slice",
+    )
+
+
+def rollback(t: Tick, reason: str, message: str, evidence: list[GuardVerdict] | None = None) -> None:
+    """Every slice back on stable (weights 0, no mirror); the candidate stays up for scaleDownDelay."""
+    s = t.status
+    s.canary_weight = 0
+    s.mirror_percent = 0.0
+    s.paused_phase = None
+    s.candidate_scale_down_at = t.now + timedelta(seconds=seconds(t.spec.rollback.scale_down_delay))
+    for item in s.slices:
+        item.canary_weight = 0
+    t.transition("RolledBack", reason, f"{message}; rolled back to {s.stable_version}", evidence)
+
+
+def enter_step(t: Tick, step: int, reason: str, why: str) -> None:
+    """Canary step `step` (1-based) begins, capped by capacity; past the last step, promotion begins."""
+    s, steps = t.status, t.spec.strategy.canary.steps
+    if step > len(steps):
+        t.transition("Promoting", reason, f"{why}; promoting {s.candidate_version}")
+        return
+    s.step = step
+    s.step_since = t.now
+    s.mirror_percent = 0.0
+    t.reset_passing()
+    weight = steps[step - 1].weight
+    s.canary_weight = t.capped(weight)
+    held = (
+        "" if s.canary_weight == weight else f" (held at {s.canary_weight}% until candidate capacity allows)"
+    )
+    t.transition(
+        "Canary",
+        reason,
+        f"{why}; step {step}/{len(steps)}: {weight}% of every slice to {s.candidate_version}{held}",
+    )
+
+
+def promote_now(t: Tick, reason: str) -> None:
+    """The candidate becomes stable and serves every slice; the old stable stays warm for keepPreviousWarm."""
+    s, spec = t.status, t.spec
+    candidate = s.candidate or VersionRecord(
+        version=s.candidate_version or spec.model.version,
+        uri=spec.model.uri,
+        serving_schema=spec.model.serving_schema,
+    )
+    previous = s.stable
+    s.previous, s.previous_version = previous, previous.version if previous else None
+    s.previous_warm_until = (
+        t.now + timedelta(seconds=seconds(spec.rollback.keep_previous_warm)) if previous else None
+    )
+    s.stable, s.stable_version = candidate, candidate.version
+    s.candidate, s.candidate_version = None, None
+    s.canary_weight, s.mirror_percent, s.step = 0, 0.0, 0
+    s.failing_slices = 0
+    s.slices = [SliceStatus(name=item.name, verdict=item.verdict, samples=item.samples) for item in s.slices]
+    kept = f"; {previous.version} kept warm for {spec.rollback.keep_previous_warm}" if previous else ""
+    t.transition("Succeeded", reason, f"{candidate.version} is stable and serves 100% of every slice{kept}")
