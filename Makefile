@@ -34,11 +34,12 @@ crds: venv
 	@$(BIN)/modelrollout docs reference --output docs/reference.md
 
 lint: venv
-	@echo "==> lint: ruff and mypy --strict"
+	@echo "==> lint: ruff, mypy --strict and the import contracts (layers and I/O edges)"
 	@$(BIN)/ruff check operator tests bench
 	@$(BIN)/ruff format --check operator tests bench
 	@$(BIN)/mypy
 	@$(BIN)/mypy bench
+	@$(BIN)/lint-imports --no-cache
 
 unit: venv
 	@echo "==> unit tests (pure core, no I/O)"
