@@ -4,6 +4,7 @@ Prometheus discovery at runtime, and clear failures."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 import threading
@@ -199,6 +200,17 @@ def test_a_taken_port_fails_fast_naming_the_component(tmp_path: Path) -> None:
 def test_a_missing_binary_fails_fast_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELROLLOUT_KWOK", str(tmp_path / "no-such-kwok"))
     with pytest.raises(tools.ToolError, match=r"kwok: binary missing at .*no-such-kwok.*make tools"):
+        Sandbox(tmp_path / "sandbox").up()
+    assert _no_process_of(tmp_path)
+
+
+def test_missing_istio_crds_fail_fast_naming_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        tools, "ISTIO_API", dataclasses.replace(tools.ISTIO_API, version="v0.0.0-never-fetched")
+    )
+    with pytest.raises(
+        tools.ToolError, match=r"istio-api: file missing at .*v0\.0\.0-never-fetched.*make tools"
+    ):
         Sandbox(tmp_path / "sandbox").up()
     assert _no_process_of(tmp_path)
 

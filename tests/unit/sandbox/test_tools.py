@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from modelrollout.sandbox import tools
+from modelrollout.sandbox import cluster, tools
+from modelrollout.sandbox.processes import SandboxError
 from modelrollout.sandbox.tools import GoModuleFiles, ToolError
 
 SUM = "h1:fake="
@@ -141,3 +142,20 @@ def test_istio_is_pinned_to_its_crd_file() -> None:
     assert (tools.ISTIO_API.module, tools.ISTIO_API.version) == ("istio.io/api", "v1.30.8")
     assert tools.ISTIO_API.files == (tools.ISTIO_CRDS_FILE,)
     assert tools.ISTIO_API.sum.startswith("h1:")
+
+
+def _crd(name: str) -> str:
+    return f"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {name}\n"
+
+
+def test_only_virtual_service_and_destination_rule_are_taken_from_istios_file(tmp_path: Path) -> None:
+    crds = tmp_path / "crds.yaml"
+    names = ["gateways.networking.istio.io", *cluster.ISTIO_CRD_NAMES, "telemetries.telemetry.istio.io"]
+    crds.write_text("# generated\n---\n" + "---\n".join(_crd(name) for name in names) + "---\n")
+    documents = cluster.istio_crd_documents(crds)
+    assert [d["metadata"]["name"] for d in documents] == list(cluster.ISTIO_CRD_NAMES)
+    crds.write_text(_crd("virtualservices.networking.istio.io"))
+    with pytest.raises(
+        SandboxError, match=r"no CustomResourceDefinition destinationrules\.networking\.istio\.io"
+    ):
+        cluster.istio_crd_documents(crds)
