@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo      run a real rollout in the local sandbox (SCENARIO=$(SCENARIO))"
 	@echo "make test      lint, type-check and run unit, integration and e2e tests against the sandbox"
-	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus into the cache"
+	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus, fetch Istio's CRDs"
 	@echo "make crds      regenerate crds/ from the pydantic models"
 	@echo "make bench     run the benchmarks (detection latency, queries per tick, writes, memory)"
 
@@ -25,7 +25,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 venv: $(BIN)/.installed
 
 tools: venv
-	@echo "==> tools: pinned binaries (first run builds them from tools/ with Go; later runs reuse the cache)"
+	@echo "==> tools: pinned binaries and Istio's CRDs (first run builds/fetches them with Go; later runs reuse the cache)"
 	@$(BIN)/modelrollout tools
 
 crds: venv

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kubernetes.aio import client, config
 
-from modelrollout.sandbox.cluster import ISTIO_CRDS, Sandbox, kubectl, wait_established
+from modelrollout.sandbox.cluster import Sandbox, install_istio_crds, kubectl, wait_established
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT_TIMEOUT = 60.0
@@ -59,9 +59,7 @@ def cluster() -> Iterator[Cluster]:
     external = os.environ.get("MODELROLLOUT_TEST_KUBECONFIG")
     if external:
         found = Cluster(Path(external), os.environ.get("MODELROLLOUT_TEST_PROMETHEUS"), None)
-        if ISTIO_CRDS.is_dir():
-            for name in ("virtualservice-crd.yaml", "destinationrule-crd.yaml"):
-                found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ISTIO_CRDS / name))
+        install_istio_crds(found.kubeconfig, force_conflicts=True)
         found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
         yield found
         return

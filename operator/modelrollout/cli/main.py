@@ -129,9 +129,7 @@ def _lint(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelrollout", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("tools", help="build or unpack the pinned sandbox binaries into the cache").set_defaults(
-        func=_tools
-    )
+    sub.add_parser("tools", help="build, unpack or fetch the pinned sandbox tools").set_defaults(func=_tools)
     sandbox = sub.add_parser(
         "sandbox", help="the local Kubernetes control plane with kwok nodes and Prometheus"
     )

@@ -1,4 +1,5 @@
-"""Pinned sandbox binaries: built from the Go modules under tools/ or unpacked from Debian, cached by version.
+"""Pinned sandbox tools: binaries built from the Go modules under tools/ or unpacked from Debian, and data
+files (Istio's CRDs) fetched from Go modules through the Go module proxy, cached by version.
 
 Everything lands under ``${XDG_CACHE_HOME:-~/.cache}/modelrollout/<tool>-<version>/`` and is reused when present,
 so only the first run on a machine pays for the builds.
@@ -6,6 +7,7 @@ so only the first run on a machine pays for the builds.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,12 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 KUBERNETES_VERSION = "v1.35.4"
 ETCD_VERSION = "v3.6.6"
 KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.21.4"
 PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
+ISTIO_API_VERSION = "v1.30.8"
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GO_MODULES = REPO_ROOT / "tools"
@@ -152,6 +156,106 @@ class DebianTool:
             unpacked.rename(root)
 
 
+@dataclass(frozen=True)
+class GoModuleFiles:
+    """Files copied out of one pinned Go module version, fetched with `go mod download` through the Go module
+    proxy (so the checksum database verifies them) and kept under their paths inside the module."""
+
+    name: str
+    module: str
+    version: str
+    sum: str  # the module's go.sum hash ("h1:..."), checked on every fetch like a go.sum line
+    files: tuple[str, ...]  # paths inside the module; an entry may be a glob ("config/crd/standard/*.yaml")
+
+    @property
+    def directory(self) -> Path:
+        return cache_root() / f"{self.name}-{self.version}"
+
+    def path(self, relative: str) -> Path:
+        return self.directory / relative
+
+    def present(self) -> bool:
+        # build() moves the whole directory into place at once, so one file per entry means all of them.
+        return all(any(p.is_file() for p in self.directory.glob(entry)) for entry in self.files)
+
+    def file(self, relative: str) -> Path:
+        """Path of a cached file; a clear error (naming the tool and the fix) when it was never fetched."""
+        path = self.path(relative)
+        if not path.is_file():
+            raise ToolError(
+                f"{self.name}: file missing at {path}; run `make tools` to fetch the pinned tools"
+            )
+        return path
+
+    def build(self) -> None:
+        download = _go_mod_download(self.module, self.version)
+        if download.get("Sum") != self.sum:
+            raise ToolError(
+                f"{self.name}: {self.module}@{self.version} has checksum {download.get('Sum')}, "
+                f"pinned {self.sum}"
+            )
+        source = Path(download["Dir"])
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=self.directory.parent))
+        try:
+            for entry in self.files:
+                found = sorted(p for p in source.glob(entry) if p.is_file())
+                if not found:
+                    raise ToolError(f"{self.name}: no file {entry} in {self.module}@{self.version}")
+                for original in found:
+                    copy = staging / original.relative_to(source)
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    # copyfile, not copy: the module cache's files are read-only, ours need not be.
+                    shutil.copyfile(original, copy)
+            shutil.rmtree(self.directory, ignore_errors=True)
+            staging.rename(self.directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _go_mod_download(module: str, version: str) -> dict[str, str]:
+    """`go mod download -json` of one module version: its fields, "Dir" being the unpacked module."""
+    if shutil.which("go") is None:
+        raise ToolError(f"{module}: the Go toolchain is not on PATH; it is needed once to fetch {version}")
+    # The caller's GOFLAGS (say -mod=vendor) and go.work must not change what is downloaded, nor any go.mod:
+    # an empty directory is no module, and `go mod download module@version` needs none.
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOWORK": "off", "GO111MODULE": "on"}
+    with tempfile.TemporaryDirectory(prefix="modelrollout-go-") as empty:
+        result = subprocess.run(
+            ["go", "mod", "download", "-json", f"{module}@{version}"],
+            cwd=empty,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    try:
+        parsed = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        parsed = None
+    fields: dict[str, str] = parsed if isinstance(parsed, dict) else {}
+    if result.returncode != 0 or "Error" in fields or "Dir" not in fields:
+        reason = fields.get("Error") or result.stderr.strip() or result.stdout.strip()
+        raise ToolError(f"`go mod download {module}@{version}` failed:\n{reason[-2000:]}")
+    return fields
+
+
+class Tool(Protocol):
+    """What `ensure_all` needs of a pinned tool."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def directory(self) -> Path: ...
+
+    def present(self) -> bool: ...
+
+    def build(self) -> None: ...
+
+
 KUBERNETES = GoTool(
     name="kubernetes",
     version=KUBERNETES_VERSION,
@@ -185,10 +289,21 @@ PROMETHEUS = DebianTool(
     binaries=("prometheus", "promtool"),
 )
 
-ALL_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)
+# All of Istio's CRDs in one multi-document file; the sandbox installs VirtualService and DestinationRule.
+ISTIO_CRDS_FILE = "kubernetes/customresourcedefinitions.gen.yaml"
+ISTIO_API = GoModuleFiles(
+    name="istio-api",
+    module="istio.io/api",
+    version=ISTIO_API_VERSION,
+    sum="h1:/weRNO9YbJsKqFibiGCjXG1i+UwNhJb3vts6ChGR554=",
+    files=(ISTIO_CRDS_FILE,),
+)
+
+BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)
+ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API)
 _BY_BINARY: dict[str, GoTool | DebianTool] = {
     binary: tool
-    for tool in ALL_TOOLS
+    for tool in BINARY_TOOLS
     for binary in (tool.packages if isinstance(tool, GoTool) else tool.binaries)
 }
 
@@ -208,14 +323,19 @@ def binary(name: str) -> Path:
     return path
 
 
+def istio_crds() -> Path:
+    """The cached multi-document file with all of Istio's CRDs."""
+    return ISTIO_API.file(ISTIO_CRDS_FILE)
+
+
 def ensure_all(log: Callable[[str], None] = print) -> None:
-    """Build or unpack every pinned tool that is not cached yet, one progress line per tool."""
+    """Build, unpack or fetch every pinned tool that is not cached yet, one progress line per tool."""
     total = time.monotonic()
     for tool in ALL_TOOLS:
         if tool.present():
             log(f"  {tool.name:<11} {tool.version:<22} cached   {tool.directory}")
             continue
-        verb = "building" if isinstance(tool, GoTool) else "unpacking"
+        verb = {GoTool: "building", DebianTool: "unpacking"}.get(type(tool), "fetching")
         log(f"  {tool.name:<11} {tool.version:<22} {verb} ...")
         started = time.monotonic()
         tool.build()

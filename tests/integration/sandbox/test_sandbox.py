@@ -4,6 +4,7 @@ Prometheus discovery at runtime, and clear failures."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import stat
 import threading
@@ -18,7 +19,7 @@ import pytest
 from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 
-from modelrollout.sandbox import tools
+from modelrollout.sandbox import cluster, tools
 from modelrollout.sandbox.cluster import NODE_NAMES, Sandbox
 from modelrollout.sandbox.processes import SandboxError, free_port
 from tests.conftest import Cluster, NamespacedApi
@@ -201,6 +202,27 @@ def test_a_missing_binary_fails_fast_naming_it(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(tools.ToolError, match=r"kwok: binary missing at .*no-such-kwok.*make tools"):
         Sandbox(tmp_path / "sandbox").up()
     assert _no_process_of(tmp_path)
+
+
+def test_missing_istio_crds_fail_fast_naming_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        tools, "ISTIO_API", dataclasses.replace(tools.ISTIO_API, version="v0.0.0-never-fetched")
+    )
+    with pytest.raises(
+        tools.ToolError, match=r"istio-api: file missing at .*v0\.0\.0-never-fetched.*make tools"
+    ):
+        Sandbox(tmp_path / "sandbox").up()
+    assert _no_process_of(tmp_path)
+
+
+def test_a_failed_istio_crd_apply_is_named_with_kubectl_output_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "istio_crds_manifest", lambda: '{"apiVersion": "v1", "kind": "Nope"}')
+    root = tmp_path / "sandbox"
+    with pytest.raises(SandboxError, match=r"kubectl apply of Istio's CRDs failed \(exit code 1\): .*Nope"):
+        Sandbox(root).up()
+    assert _no_process_of(root)
 
 
 def test_a_component_that_dies_at_start_is_named_with_its_log_and_nothing_is_left(
