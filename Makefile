@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= healthy
 PYTEST_ARGS ?=
+# Parallel test workers, each with its own sandbox; the e2e scenarios run one at a time on one of them.
+TEST_WORKERS ?= 3
 
 .PHONY: help venv tools crds lint unit integration e2e test demo sandbox-up sandbox-down bench clean
 
@@ -54,8 +56,8 @@ e2e: tools
 	@$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 test: lint tools
-	@echo "==> tests: unit, integration and e2e (one sandbox for the whole session)"
-	@$(BIN)/coverage run -m pytest tests $(PYTEST_ARGS)
+	@echo "==> tests: unit, integration and e2e ($(TEST_WORKERS) workers, one sandbox each)"
+	@$(BIN)/python -m pytest tests -n $(TEST_WORKERS) --dist load --no-loadscope-reorder --cov --cov-report= $(PYTEST_ARGS)
 	@echo "==> line and branch coverage of the pure core"
 	@$(BIN)/coverage report --skip-empty \
 		--include='*/plan/*,*/traffic/*,*/workloads/*,*/analysis/judges*,*/analysis/sequential*,*/analysis/distributions*,*/analysis/verdicts*' \

@@ -14,13 +14,16 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes.aio import client, config
 
 from modelrollout.sandbox.cluster import Sandbox, install_istio_crds, kubectl, wait_established
+from modelrollout.sandbox.processes import PORT_RANGE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+PORT_BLOCK_START, PORT_BLOCK_SIZE = 20000, 1500
 UNIT_TIMEOUT = 60.0
 """Seconds a unit test may take (the slowest takes a few); a hang fails it, instead of the session's 600 s."""
 CRD_FILE = REPO / "crds" / "modelrollout.yaml"
@@ -47,11 +50,44 @@ class Cluster:
         return self.sandbox
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Each parallel worker (pytest-xdist) picks its sandbox's ports from its own block, so two sandboxes
+    starting at once never race for one port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and PORT_RANGE_ENV not in os.environ:
+        index = int(worker[2:])
+        low = PORT_BLOCK_START + index * PORT_BLOCK_SIZE
+        os.environ[PORT_RANGE_ENV] = f"{low}-{low + PORT_BLOCK_SIZE}"
+
+
+SERIAL_LANES = ("e2e",)
+"""Test folders whose tests run one at a time on one worker: an e2e scenario judges latency, and two of them
+on two cores would slow each other's model servers into a false rollback."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Every test is its own unit of work, except that each serial lane is one unit (one worker, in order).
+
+    pytest-xdist's own `loadgroup` cannot do this with pytest 9 (it renames node ids, which pytest 9 derives).
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Lanes(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            lane = nodeid.split("/")[1] if nodeid.startswith("tests/") else ""
+            return lane if lane in SERIAL_LANES else nodeid
+
+    return Lanes(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    unit = REPO / "tests" / "unit"
-    for item in items:
-        if item.path.is_relative_to(unit) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT))
+    """Serial lanes go last: the parallel tests are mostly done before the first scenario judges latency."""
+    items.sort(key=lambda item: any(item.path.is_relative_to(REPO / "tests" / lane) for lane in SERIAL_LANES))
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.path.is_relative_to(REPO / "tests" / "unit") and item.get_closest_marker("timeout") is None:
+        item.add_marker(pytest.mark.timeout(UNIT_TIMEOUT))
 
 
 @pytest.fixture(scope="session")

@@ -29,22 +29,39 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_handed_out: set[int] = set()
+PORT_RANGE_ENV = "MODELROLLOUT_PORT_RANGE"
+"""`LOW-HIGH`: pick sandbox ports only in this range (parallel test workers each get their own)."""
+
+
+def _port_range() -> tuple[int, int]:
+    high = _ephemeral_low()
+    chosen = os.environ.get(PORT_RANGE_ENV, "")
+    if chosen:
+        low_text, _, high_text = chosen.partition("-")
+        return int(low_text), int(high_text)
+    return max(1024, high - 12000), high
+
+
 def free_port() -> int:
     """A free port on 127.0.0.1 below the ephemeral range.
 
     Ports the kernel hands to outgoing connections come from the ephemeral range; choosing below it keeps a
     port picked now from being taken by some client's connection before the server binds it.
     """
-    high = _ephemeral_low()
+    low, high = _port_range()
     for _ in range(200):
-        port = _rng.randrange(max(1024, high - 12000), high)
+        port = _rng.randrange(low, high)
+        if port in _handed_out:
+            continue  # picked earlier in this process and perhaps not bound yet (a sandbox picks all its ports first)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _handed_out.add(port)
             return port
-    raise SandboxError("no free port found on 127.0.0.1 below the ephemeral range")
+    raise SandboxError(f"no free port found on 127.0.0.1 in {low}-{high}")
 
 
 def ensure_port_free(component: str, port: int) -> None:

@@ -18,6 +18,7 @@ import pytest
 from kubernetes.aio import client
 from kubernetes.aio.client.exceptions import ApiException
 
+from modelrollout.identity import LOAD_DELAY_ANNOTATION
 from modelrollout.sandbox.processes import free_port
 
 from .plugin import (
@@ -109,7 +110,11 @@ async def test_promote_pause_resume_and_abort_through_the_running_operator(
     log = tmp_path / "operator.log"
     try:
         async with operator(cluster, ns, log) as process:
-            await create_rollout(kube.api, ns, NAME, rollout_spec("v1", prometheus_url))
+            # Replicas load for 8 s, so the watch (a new process, slow to start on a loaded machine) surely
+            # joins while the initial deploy is still warming.
+            spec = rollout_spec("v1", prometheus_url)
+            spec["template"]["metadata"]["annotations"][LOAD_DELAY_ANNOTATION] = "8s"
+            await create_rollout(kube.api, ns, NAME, spec)
 
             # The initial deploy needs no analysis: `status --watch` follows it and exits 0 on Succeeded.
             watched = await plugin(kubeconfig, ns, "status", NAME, "--watch", "--timeout", "120s", limit=150)
