@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes.aio import client, config
 
-from modelrollout.sandbox.cluster import Sandbox, install_istio_crds, kubectl, wait_established
+from modelrollout.sandbox.cluster import Sandbox, install_routing_crds, kubectl, wait_established
 from modelrollout.sandbox.processes import PORT_RANGE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def cluster() -> Iterator[Cluster]:
     external = os.environ.get("MODELROLLOUT_TEST_KUBECONFIG")
     if external:
         found = Cluster(Path(external), os.environ.get("MODELROLLOUT_TEST_PROMETHEUS"), None)
-        install_istio_crds(found.kubeconfig, force_conflicts=True)
+        install_routing_crds(found.kubeconfig, force_conflicts=True)
         found.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
         yield found
         return

@@ -40,6 +40,10 @@ SERVICE_CIDR = (
 )
 # The Istio CRDs the operator writes or reads; the other 13 in Istio's file would only load the API server.
 ISTIO_CRD_NAMES = ("virtualservices.networking.istio.io", "destinationrules.networking.istio.io")
+# The one Gateway API kind the operator writes. Its parents (Gateways, or the Service clients call, as in
+# Gateway API's mesh mode) are only named by it: the API server does not need their kinds to store it.
+GATEWAY_API_CRD_NAMES = ("httproutes.gateway.networking.k8s.io",)
+ROUTING_CRD_NAMES = (*ISTIO_CRD_NAMES, *GATEWAY_API_CRD_NAMES)
 
 
 @dataclass
@@ -78,7 +82,7 @@ class Sandbox:
         self.start_timeout = start_timeout
         self.processes: list[Process] = []
         self.state: SandboxState | None = None
-        self._istio_apply: subprocess.Popen[bytes] | None = None
+        self._crds_apply: subprocess.Popen[bytes] | None = None
 
     # Paths -------------------------------------------------------------------------------------------
     @property
@@ -106,7 +110,9 @@ class Sandbox:
             )
         binaries = {name: str(tools.binary(name)) for name in COMPONENTS}
         binaries["kubectl"] = str(tools.binary("kubectl"))
-        tools.istio_crds()  # missing from the cache: fail before starting anything, as for a binary
+        # Missing from the cache: fail before starting anything, as for a binary.
+        tools.istio_crds()
+        tools.gateway_api_crds()
         ports = self._ports()
         for name in ("etcd", "kube-apiserver", "prometheus"):
             ensure_port_free(name, ports[name])
@@ -132,10 +138,10 @@ class Sandbox:
     def down(self) -> None:
         state = self.state or load_state(self.root)
         processes = list(reversed(self.processes)) or (list(reversed(state.processes())) if state else [])
-        if self._istio_apply is not None:
-            self._istio_apply.kill()
-            self._istio_apply.wait()
-            self._istio_apply = None
+        if self._crds_apply is not None:
+            self._crds_apply.kill()
+            self._crds_apply.wait()
+            self._crds_apply = None
         for process in processes:
             process.stop()
         self.processes = []
@@ -234,8 +240,8 @@ class Sandbox:
             http_ok(f"{apiserver}/readyz", token=token),
         )
         self._write_kubeconfig(apiserver, pki / "apiserver.crt", token)
-        # Applying Istio's CRDs takes about a second: it runs while the other components start.
-        self._istio_apply = self._start_istio_crds_apply()
+        # Applying the routing CRDs takes about a second: it runs while the other components start.
+        self._crds_apply = self._start_routing_crds_apply()
         kubeconfig = str(self.kubeconfig)
         self._launch(
             "kube-controller-manager",
@@ -306,7 +312,7 @@ class Sandbox:
         self.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")
         self.log(f"  {'nodes':<24} {len(NODE_NAMES)} kwok nodes Ready")
         self._wait_default_service_account("default")
-        self.install_virtualservice_crds()
+        self.install_routing_crds()
         self._start_prometheus(binaries["prometheus"], ports["prometheus"])
 
     def _start_prometheus(self, binary: str, port: int) -> None:
@@ -369,31 +375,37 @@ class Sandbox:
     ) -> subprocess.CompletedProcess[str]:
         return kubectl(self.kubeconfig, *args, stdin=stdin, check=check)
 
-    def _start_istio_crds_apply(self) -> subprocess.Popen[bytes]:
-        manifest = self.root / "pki" / "istio-crds.json"
-        manifest.write_text(istio_crds_manifest())
+    def _start_routing_crds_apply(self) -> subprocess.Popen[bytes]:
+        manifest = self.root / "pki" / "routing-crds.json"
+        manifest.write_text(routing_crds_manifest())
         argv = [str(tools.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", "apply", "--server-side"]
-        with (self.logs / "istio-crds.log").open("wb") as output:
+        with (self.logs / "routing-crds.log").open("wb") as output:
             return subprocess.Popen([*argv, "-f", str(manifest)], stdout=output, stderr=subprocess.STDOUT)
 
-    def install_virtualservice_crds(self) -> None:
-        """Istio's real VirtualService and DestinationRule CRDs, from the pinned istio.io/api module; waits
-        for the apply `up()` started early, or applies them now."""
-        self._istio_apply = self._istio_apply or self._start_istio_crds_apply()
+    def install_routing_crds(self) -> None:
+        """Istio's real VirtualService and DestinationRule CRDs (pinned istio.io/api module) and Gateway API's
+        HTTPRoute CRD (pinned sigs.k8s.io/gateway-api module); waits for the apply `up()` started early, or
+        applies them now."""
+        self._crds_apply = self._crds_apply or self._start_routing_crds_apply()
         try:
-            code = self._istio_apply.wait(timeout=self.start_timeout)
+            code = self._crds_apply.wait(timeout=self.start_timeout)
         except subprocess.TimeoutExpired:
             raise SandboxError(
-                f"kubectl apply of Istio's CRDs did not finish within {self.start_timeout:.0f}s"
+                f"kubectl apply of the routing CRDs did not finish within {self.start_timeout:.0f}s"
             ) from None
-        self._istio_apply = None
+        self._crds_apply = None
         if code != 0:
-            log = (self.logs / "istio-crds.log").read_text().strip()
-            raise SandboxError(f"kubectl apply of Istio's CRDs failed (exit code {code}): {log}")
-        for name in ISTIO_CRD_NAMES:
+            log = (self.logs / "routing-crds.log").read_text().strip()
+            raise SandboxError(
+                f"kubectl apply of the routing CRDs (Istio, Gateway API) failed (exit code {code}): {log}"
+            )
+        for name in ROUTING_CRD_NAMES:
             wait_established(self.kubeconfig, name)
         self.log(
             f"  {'istio CRDs':<24} VirtualService, DestinationRule from istio.io/api {tools.ISTIO_API.version}"
+        )
+        self.log(
+            f"  {'gateway API CRDs':<24} HTTPRoute from sigs.k8s.io/gateway-api {tools.GATEWAY_API.version}"
         )
 
     def stop_component(self, name: str) -> None:
@@ -434,31 +446,42 @@ def kubectl(
     return result
 
 
-def istio_crd_documents(path: Path) -> list[dict[str, Any]]:
-    """The CRDs named in ISTIO_CRD_NAMES out of Istio's multi-document CRD file."""
-    # libyaml: 0.1 s for the 0.9 MB file, pure Python 0.7 s.
+def crd_documents(path: Path, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions named `names` out of a multi-document YAML file (other kinds, such as a
+    ValidatingAdmissionPolicy shipped beside the CRDs, are skipped)."""
+    # libyaml: 0.1 s for Istio's 0.9 MB file, pure Python 0.7 s.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found = [
         doc
         for doc in yaml.load_all(path.read_text(), Loader=loader)
-        if isinstance(doc, dict) and doc.get("metadata", {}).get("name") in ISTIO_CRD_NAMES
+        if isinstance(doc, dict)
+        and doc.get("kind") == "CustomResourceDefinition"
+        and doc.get("metadata", {}).get("name") in names
     ]
-    missing = set(ISTIO_CRD_NAMES) - {doc["metadata"]["name"] for doc in found}
+    missing = set(names) - {doc["metadata"]["name"] for doc in found}
     if missing:
         raise SandboxError(f"{path} has no CustomResourceDefinition {', '.join(sorted(missing))}")
     return found
 
 
-def istio_crds_manifest() -> str:
-    """Istio's VirtualService and DestinationRule CRDs from the tool cache, as one List to apply."""
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": istio_crd_documents(tools.istio_crds())})
+def istio_crd_documents(path: Path) -> list[dict[str, Any]]:
+    """The CRDs named in ISTIO_CRD_NAMES out of Istio's multi-document CRD file."""
+    return crd_documents(path, ISTIO_CRD_NAMES)
 
 
-def install_istio_crds(kubeconfig: Path | str, force_conflicts: bool = False) -> None:
-    """Applies Istio's VirtualService and DestinationRule CRDs and waits until they are served."""
+def routing_crds_manifest() -> str:
+    """Istio's VirtualService and DestinationRule CRDs and Gateway API's HTTPRoute CRD from the tool cache, as
+    one List to apply."""
+    items = istio_crd_documents(tools.istio_crds())
+    items += crd_documents(tools.gateway_api_crds(), GATEWAY_API_CRD_NAMES)
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def install_routing_crds(kubeconfig: Path | str, force_conflicts: bool = False) -> None:
+    """Applies the routing CRDs (Istio's and Gateway API's) and waits until they are served."""
     args = ["apply", "--server-side", *(["--force-conflicts"] if force_conflicts else []), "-f", "-"]
-    kubectl(kubeconfig, *args, stdin=istio_crds_manifest())
-    for name in ISTIO_CRD_NAMES:
+    kubectl(kubeconfig, *args, stdin=routing_crds_manifest())
+    for name in ROUTING_CRD_NAMES:
         wait_established(kubeconfig, name)
 
 

@@ -1,5 +1,5 @@
 """Pinned sandbox tools: binaries built from the Go modules under tools/ or unpacked from Debian, and data
-files (Istio's CRDs) fetched from Go modules through the Go module proxy, cached by version.
+files (Istio's and Gateway API's CRDs) fetched from Go modules through the Go module proxy, cached by version.
 
 Everything lands under ``${XDG_CACHE_HOME:-~/.cache}/modelrollout/<tool>-<version>/`` and is reused when present,
 so only the first run on a machine pays for the builds.
@@ -24,6 +24,7 @@ KWOK_VERSION = "v0.7.0"
 HELM_VERSION = "v3.21.4"
 PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
 ISTIO_API_VERSION = "v1.30.8"
+GATEWAY_API_VERSION = "v1.6.3"
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GO_MODULES = REPO_ROOT / "tools"
@@ -299,8 +300,19 @@ ISTIO_API = GoModuleFiles(
     files=(ISTIO_CRDS_FILE,),
 )
 
+# Gateway API's standard-channel CRDs, one per file. The glob also matches a ValidatingAdmissionPolicy
+# (vap_safeupgrades.yaml), which is no CRD: readers pick documents by kind and name.
+GATEWAY_API_CRDS_DIR = "config/crd/standard"
+GATEWAY_API = GoModuleFiles(
+    name="gateway-api",
+    module="sigs.k8s.io/gateway-api",
+    version=GATEWAY_API_VERSION,
+    sum="h1:lKpJa5bGlraC/QeACvCpsHLdmO6y0iKfzVl6gzaFEYc=",
+    files=(f"{GATEWAY_API_CRDS_DIR}/*.yaml",),
+)
+
 BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)
-ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API)
+ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API, GATEWAY_API)
 _BY_BINARY: dict[str, GoTool | DebianTool] = {
     binary: tool
     for tool in BINARY_TOOLS
@@ -326,6 +338,11 @@ def binary(name: str) -> Path:
 def istio_crds() -> Path:
     """The cached multi-document file with all of Istio's CRDs."""
     return ISTIO_API.file(ISTIO_CRDS_FILE)
+
+
+def gateway_api_crds() -> Path:
+    """The cached file with Gateway API's HTTPRoute CRD (standard channel)."""
+    return GATEWAY_API.file(f"{GATEWAY_API_CRDS_DIR}/gateway.networking.k8s.io_httproutes.yaml")
 
 
 def ensure_all(log: Callable[[str], None] = print) -> None:

@@ -215,12 +215,15 @@ def test_missing_istio_crds_fail_fast_naming_the_fix(tmp_path: Path, monkeypatch
     assert _no_process_of(tmp_path)
 
 
-def test_a_failed_istio_crd_apply_is_named_with_kubectl_output_and_nothing_is_left(
+def test_a_failed_routing_crd_apply_is_named_with_kubectl_output_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cluster, "istio_crds_manifest", lambda: '{"apiVersion": "v1", "kind": "Nope"}')
+    monkeypatch.setattr(cluster, "routing_crds_manifest", lambda: '{"apiVersion": "v1", "kind": "Nope"}')
     root = tmp_path / "sandbox"
-    with pytest.raises(SandboxError, match=r"kubectl apply of Istio's CRDs failed \(exit code 1\): .*Nope"):
+    with pytest.raises(
+        SandboxError,
+        match=r"kubectl apply of the routing CRDs \(Istio, Gateway API\) failed \(exit code 1\): .*Nope",
+    ):
         Sandbox(root).up()
     assert _no_process_of(root)
 

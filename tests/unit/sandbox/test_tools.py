@@ -159,3 +159,28 @@ def test_only_virtual_service_and_destination_rule_are_taken_from_istios_file(tm
         SandboxError, match=r"no CustomResourceDefinition destinationrules\.networking\.istio\.io"
     ):
         cluster.istio_crd_documents(crds)
+
+
+def test_gateway_api_is_pinned_to_its_standard_channel_crds() -> None:
+    assert tools.GATEWAY_API in tools.ALL_TOOLS
+    assert (tools.GATEWAY_API.module, tools.GATEWAY_API.version) == ("sigs.k8s.io/gateway-api", "v1.6.3")
+    assert tools.GATEWAY_API.files == ("config/crd/standard/*.yaml",)
+    assert tools.GATEWAY_API.sum.startswith("h1:")
+
+
+def test_only_crds_are_taken_from_gateway_apis_files_not_its_admission_policy(tmp_path: Path) -> None:
+    """config/crd/standard/*.yaml also holds a ValidatingAdmissionPolicy (and its binding) of the same name
+    pattern: a reader picking documents by name alone would apply it as if it were a CRD."""
+    policy = (
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n"
+        "metadata:\n  name: httproutes.gateway.networking.k8s.io\n"
+    )
+    crds = tmp_path / "crds.yaml"
+    crds.write_text(policy + "---\n" + _crd("httproutes.gateway.networking.k8s.io"))
+    [document] = cluster.crd_documents(crds, cluster.GATEWAY_API_CRD_NAMES)
+    assert document["kind"] == "CustomResourceDefinition"
+    crds.write_text(policy)
+    with pytest.raises(
+        SandboxError, match=r"no CustomResourceDefinition httproutes\.gateway\.networking\.k8s\.io"
+    ):
+        cluster.crd_documents(crds, cluster.GATEWAY_API_CRD_NAMES)
