@@ -1,6 +1,6 @@
 """Identity and vocabulary: every name the operator puts on the cluster, defined once.
 
-The API group, version and kind, the Istio kind it writes, every label and annotation, the finalizer, the
+The API group, version and kind, the Istio and Gateway API kinds it writes, every label and annotation, the finalizer, the
 field manager and the names derived from a rollout (Deployments, Services, route names). Everything else
 imports these; nothing else spells them. Pure: no I/O, no imports beyond the standard library.
 """
@@ -27,6 +27,11 @@ ISTIO_VERSION = "v1"
 ISTIO_API_VERSION = f"{ISTIO_GROUP}/{ISTIO_VERSION}"
 VIRTUAL_SERVICE_KIND = "VirtualService"
 VIRTUAL_SERVICES = "virtualservices"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_VERSION = "v1"
+GATEWAY_API_VERSION = f"{GATEWAY_GROUP}/{GATEWAY_VERSION}"
+HTTP_ROUTE_KIND = "HTTPRoute"
+HTTP_ROUTES = "httproutes"
 
 # Labels on everything the operator creates ----------------------------------------------------------------
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -42,7 +47,7 @@ TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
 ENVIRONMENT_ANNOTATION = f"{GROUP}/environment-fingerprint"
 """On the user's pod template: a declared environment fingerprint, recorded in status."""
 CLAIM_ANNOTATION = f"{GROUP}/rollout"
-"""On a VirtualService: the ModelRollout whose `modelrollout-*` routes it carries (one rollout per VirtualService)."""
+"""On a VirtualService or HTTPRoute: the ModelRollout whose `modelrollout-*` routes it carries (one rollout each)."""
 PAUSED_ANNOTATION = f"{GROUP}/paused"
 PROMOTE_ANNOTATION = f"{GROUP}/promote"
 ABORT_ANNOTATION = f"{GROUP}/abort"

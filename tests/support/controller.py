@@ -18,6 +18,7 @@ from modelrollout.controller import Reconciler, Runtime, TickReport
 from modelrollout.controller.metrics import OperatorMetrics
 from modelrollout.controller.outbound import Outbound
 from modelrollout.identity import API_VERSION, KIND
+from modelrollout.traffic import gatewayapi
 from modelrollout.traffic.istio import observed_weights
 from tests.support.fake_kube import FakeKube, merge_patch
 from tests.support.world import T0, spec_dict
@@ -148,6 +149,13 @@ class Harness:
         assert found is not None, "no VirtualService was written"
         return found
 
+    def http_route(self) -> dict[str, Any]:
+        found = self.kube.http_route(NAMESPACE, "recommender")
+        assert found is not None, "no HTTPRoute was written"
+        return found
+
     def weights(self) -> dict[str, int]:
-        """Candidate percent per owned route, read back from the stored VirtualService."""
+        """Candidate percent per owned route, read back from the stored VirtualService (or HTTPRoute)."""
+        if self.kube.http_route(NAMESPACE, "recommender") is not None:
+            return gatewayapi.observed_weights(self.http_route()["spec"]["rules"])
         return observed_weights(self.virtual_service()["spec"]["http"])

@@ -6,7 +6,7 @@ the controller's own conflict and error handling runs unchanged. It is not an AP
 no schema, no garbage collection; the integration tests run those for real.
 
 Resources are named as the fault table names them: modelrollout, modelrollout/status, deployment,
-deployment/scale, service, virtualservice, event. Verbs: get, list, create, patch, apply, delete.
+deployment/scale, service, virtualservice, httproute, event. Verbs: get, list, create, patch, apply, delete.
 """
 
 from __future__ import annotations
@@ -69,12 +69,13 @@ class Call:
 
 @dataclass
 class FakeKube:
-    """Stores rollouts, Deployments, Services, VirtualServices and Events in memory."""
+    """Stores rollouts, Deployments, Services, VirtualServices, HTTPRoutes and Events in memory."""
 
     rollouts: dict[Key, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[Key, dict[str, Any]] = field(default_factory=dict)
     services: dict[Key, dict[str, Any]] = field(default_factory=dict)
     virtual_services: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    http_routes: dict[Key, dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -124,6 +125,9 @@ class FakeKube:
 
     def virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.virtual_services.get((namespace, name))
+
+    def http_route(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.http_routes.get((namespace, name))
 
     # Internals ------------------------------------------------------------------------------------------
     def _next(self) -> str:
@@ -250,38 +254,73 @@ class FakeKube:
             if ns == namespace and (item["metadata"].get("labels") or {}).get(ROLLOUT_LABEL) == rollout
         }
 
-    # VirtualServices ---------------------------------------------------------------------------------------
+    # VirtualServices and HTTPRoutes ------------------------------------------------------------------------
     async def get_virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None:
-        await self._enter("get", "virtualservice", namespace, name, f"read VirtualService {namespace}/{name}")
-        found = self.virtual_services.get((namespace, name))
-        return copy.deepcopy(found) if found is not None else None
+        return await self._get_route(self.virtual_services, "VirtualService", namespace, name)
 
     async def create_virtual_service(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
-        action = f"create VirtualService {key[0]}/{key[1]}"
-        await self._enter("create", "virtualservice", *key, action)
-        if key in self.virtual_services:
-            raise self._refuse(action, 409, f'virtualservices.networking.istio.io "{key[1]}" already exists')
-        stored = copy.deepcopy(obj)
-        stored["metadata"]["resourceVersion"] = self._next()
-        self.virtual_services[key] = stored
-        self.writes["virtualservice"] += 1
+        await self._create_route(
+            self.virtual_services, "VirtualService", "virtualservices.networking.istio.io", obj
+        )
 
     async def update_virtual_service(self, live: dict[str, Any], patch: dict[str, Any]) -> None:
+        await self._update_route(
+            self.virtual_services, "VirtualService", "virtualservices.networking.istio.io", live, patch
+        )
+
+    async def get_http_route(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_route(self.http_routes, "HTTPRoute", namespace, name)
+
+    async def create_http_route(self, obj: dict[str, Any]) -> None:
+        await self._create_route(self.http_routes, "HTTPRoute", "httproutes.gateway.networking.k8s.io", obj)
+
+    async def update_http_route(self, live: dict[str, Any], patch: dict[str, Any]) -> None:
+        await self._update_route(
+            self.http_routes, "HTTPRoute", "httproutes.gateway.networking.k8s.io", live, patch
+        )
+
+    async def _get_route(
+        self, store: dict[Key, dict[str, Any]], kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        await self._enter("get", kind.lower(), namespace, name, f"read {kind} {namespace}/{name}")
+        found = store.get((namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    async def _create_route(
+        self, store: dict[Key, dict[str, Any]], kind: str, resource: str, obj: dict[str, Any]
+    ) -> None:
+        meta = obj["metadata"]
+        key = (meta["namespace"], meta["name"])
+        action = f"create {kind} {key[0]}/{key[1]}"
+        await self._enter("create", kind.lower(), *key, action)
+        if key in store:
+            raise self._refuse(action, 409, f'{resource} "{key[1]}" already exists')
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["resourceVersion"] = self._next()
+        store[key] = stored
+        self.writes[kind.lower()] += 1
+
+    async def _update_route(
+        self,
+        store: dict[Key, dict[str, Any]],
+        kind: str,
+        resource: str,
+        live: dict[str, Any],
+        patch: dict[str, Any],
+    ) -> None:
         meta = live["metadata"]
         key = (meta["namespace"], meta["name"])
-        action = f"update VirtualService {key[0]}/{key[1]}"
-        await self._enter("patch", "virtualservice", *key, action)
-        stored = self.virtual_services.get(key)
+        action = f"update {kind} {key[0]}/{key[1]}"
+        await self._enter("patch", kind.lower(), *key, action)
+        stored = store.get(key)
         if stored is None:
-            raise self._refuse(action, 404, f'virtualservices.networking.istio.io "{key[1]}" not found')
+            raise self._refuse(action, 404, f'{resource} "{key[1]}" not found')
         if stored["metadata"]["resourceVersion"] != meta["resourceVersion"]:
             raise self._refuse(action, 409, "the object has been modified; please apply your changes")
         updated = merge_patch(stored, patch)
         updated["metadata"]["resourceVersion"] = self._next()
-        self.virtual_services[key] = updated
-        self.writes["virtualservice"] += 1
+        store[key] = updated
+        self.writes[kind.lower()] += 1
 
     def edit_virtual_service(
         self, namespace: str, name: str, change: Callable[[dict[str, Any]], None]

@@ -103,6 +103,11 @@ def _slices(count: int) -> list[dict[str, Any]]:
     return [{"name": f"s{i}", "match": {"headers": {"x-shard": {"exact": str(i)}}}} for i in range(count)]
 
 
+GATEWAY_API: Final[dict[str, Any]] = {
+    "httpRoute": "recommender",
+    "parentRefs": [{"group": "", "kind": "Service", "name": "recommender"}],
+}
+ONE_PROVIDER = "set exactly one traffic provider: istio or gatewayAPI"
 ASCEND = "step weights must strictly ascend"
 ONE_MATCH = "exactly one of exact, prefix or regex must be set"
 GUARD = "analysis.guards"
@@ -388,6 +393,47 @@ CASES: Final[list[Invalid]] = [
         edited(("traffic.istio.virtualService", "Recommender_VS")),
         "spec.traffic.istio.virtualService",
     ),
+    Invalid(
+        "traffic-two-providers", edited(("traffic.gatewayAPI", GATEWAY_API)), "spec.traffic", ONE_PROVIDER
+    ),
+    Invalid("traffic-no-provider", edited(("traffic", {})), "spec.traffic", ONE_PROVIDER),
+    Invalid(
+        "gateway-api-without-parents",
+        edited(("traffic", {"gatewayAPI": {**GATEWAY_API, "parentRefs": []}})),
+        "spec.traffic.gatewayAPI.parentRefs",
+    ),
+    Invalid(
+        "gateway-api-route-not-dns",
+        edited(("traffic", {"gatewayAPI": {**GATEWAY_API, "httpRoute": "Recommender_Route"}})),
+        "spec.traffic.gatewayAPI.httpRoute",
+    ),
+    Invalid(
+        "gateway-api-parent-kind-invalid",
+        edited(
+            ("traffic", {"gatewayAPI": {**GATEWAY_API, "parentRefs": [{"kind": "1Gateway", "name": "g"}]}})
+        ),
+        "spec.traffic.gatewayAPI.parentRefs[0].kind",
+    ),
+    Invalid(
+        "gateway-api-slices-too-many",
+        edited(
+            ("traffic", {"gatewayAPI": GATEWAY_API}),
+            ("slices", _slices(16)),
+            ("analysis.guards[0].slices", DELETE),
+        ),
+        "spec.slices",
+        "with gatewayAPI at most 15 slices: an HTTPRoute holds 16 rules, one per slice and one for 'default'",
+    ),
+    Invalid(
+        "gateway-api-fewer-headers-first",
+        edited(
+            ("traffic", {"gatewayAPI": GATEWAY_API}),
+            ("slices[1].match.headers.x-platform", {"exact": "android"}),
+        ),
+        "spec.slices",
+        "with gatewayAPI, list slices with more headers first: Gateway API gives a request to the matching rule "
+        "with the most header matches, so only then does the first matching slice win, as with Istio",
+    ),
     # Gates, notifications, rollback
     Invalid(
         "gate-names-duplicate",
@@ -449,4 +495,30 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
     "no-slices": edited(("slices", []), ("analysis.guards[0].slices", DELETE)),
     "thirty-two-slices": edited(("slices", _slices(32)), ("analysis.guards[0].slices", DELETE)),
     "min-ready-equals-replicas": edited(("readiness.minReadyReplicas", 4)),
+    "gateway-api": edited(("traffic", {"gatewayAPI": GATEWAY_API})),
+    "gateway-api-fifteen-slices": edited(
+        ("traffic", {"gatewayAPI": GATEWAY_API}),
+        ("slices", _slices(15)),
+        ("analysis.guards[0].slices", DELETE),
+    ),
+    "gateway-api-more-headers-first": edited(
+        ("traffic", {"gatewayAPI": GATEWAY_API}),
+        ("slices[0].match.headers.x-user", {"prefix": "beta-"}),
+    ),
+    "istio-fewer-headers-first": edited(("slices[1].match.headers.x-platform", {"exact": "android"})),
+    "gateway-api-behind-a-gateway": edited(
+        (
+            "traffic",
+            {
+                "gatewayAPI": {
+                    "httpRoute": "recommender",
+                    "parentRefs": [
+                        {"name": "public", "namespace": "gateways", "sectionName": "https", "port": 443}
+                    ],
+                    "hostnames": ["recommender.example.com", "*.ml.example.com"],
+                    "port": 9000,
+                }
+            },
+        )
+    ),
 }

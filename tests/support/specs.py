@@ -57,6 +57,13 @@ def istio(
     return {"istio": {"host": host, "virtualService": virtual_service, **extra}}
 
 
+def gateway_api(http_route: str = MODEL, service: str = MODEL, **extra: Any) -> dict[str, Any]:
+    """Gateway API traffic through an HTTPRoute attached, as in Gateway API's mesh mode, to the Service
+    clients call."""
+    parents = [{"group": "", "kind": "Service", "name": service}]
+    return {"gatewayAPI": {"httpRoute": http_route, "parentRefs": parents, **extra}}
+
+
 def by_header(name: str, header: str, value: str) -> dict[str, Any]:
     """A slice of the requests whose `header` is exactly `value`."""
     return {"name": name, "match": {"headers": {header: {"exact": value}}}}

@@ -24,17 +24,19 @@ def make_spec(
     port: int | None = None,
     readiness_port: int = 8080,
     gateways: list[str] | None = None,
+    provider: str = "istio",
 ) -> ModelRolloutSpec:
     extra: dict[str, Any] = {}
     if port is not None:
         extra["port"] = port
     if gateways is not None:
         extra["gateways"] = gateways
+    traffic = specs.gateway_api(**extra) if provider == "gatewayapi" else specs.istio(**extra)
     return specs.parsed(
         specs.rollout_spec(
             template=specs.template(specs.container("ghcr.io/example/server:1.0", port=None)),
             readiness={"port": readiness_port},
-            traffic=specs.istio(**extra),
+            traffic=traffic,
             slices=PLATFORM_SLICES if slices is None else slices,
             analysis=specs.analysis_with(url="http://prometheus:9090"),
         )

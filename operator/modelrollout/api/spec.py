@@ -19,6 +19,11 @@ from modelrollout.api.common import (
     unique,
 )
 from modelrollout.api.guards import Analysis
+from modelrollout.api.traffic import (
+    MAX_GATEWAY_API_SLICES,
+    Traffic,
+    headers_descend,
+)
 
 MAX_SLICES = 32
 MAX_STEPS = 20
@@ -91,27 +96,6 @@ class Readiness(SpecModel):
     """Model-ready candidate replicas required before any traffic moves to the candidate (default 1)."""
     probe_period: Duration = "5s"
     """How often the readiness and startup probes run (default 5s)."""
-
-
-# Traffic ---------------------------------------------------------------------------------------------------
-class IstioTraffic(SpecModel):
-    """The Istio VirtualService the operator writes routes into."""
-
-    host: str = Field(min_length=1, max_length=253)
-    """Host clients call (the VirtualService's hosts entry), e.g. recommender.ml.svc.cluster.local."""
-    virtual_service: DnsLabel
-    """Name of the VirtualService: created and owned when absent; otherwise only modelrollout-* routes are managed."""
-    gateways: list[str] = Field(default_factory=list, max_length=16)
-    """Gateways the VirtualService binds to (empty: the mesh)."""
-    port: int | None = Field(default=None, ge=1, le=65535)
-    """Destination port on the per-version Services (default: readiness.port)."""
-
-
-class Traffic(SpecModel):
-    """How traffic is shifted."""
-
-    istio: IstioTraffic
-    """Istio VirtualService routing."""
 
 
 _ONE_MATCH = Rule(
@@ -317,11 +301,45 @@ _MIN_READY_FITS = Rule(
 )
 
 
+_GATEWAY_API_FITS = Rule(
+    cel=(
+        f"!has(self.traffic.gatewayAPI) || !has(self.slices) || size(self.slices) <= {MAX_GATEWAY_API_SLICES}"
+    ),
+    message=(
+        f"with gatewayAPI at most {MAX_GATEWAY_API_SLICES} slices: an HTTPRoute holds 16 rules, "
+        "one per slice and one for 'default'"
+    ),
+    check=lambda s: s.traffic.gateway_api is None or len(s.slices) <= MAX_GATEWAY_API_SLICES,
+    field_path=".slices",
+)
+
+
+_GATEWAY_API_ORDER = Rule(
+    cel=(
+        "!has(self.traffic.gatewayAPI) || !has(self.slices) || "
+        "self.slices.map(s, 0 - size(s.match.headers)).isSorted()"
+    ),
+    message=(
+        "with gatewayAPI, list slices with more headers first: Gateway API gives a request to the matching rule "
+        "with the most header matches, so only then does the first matching slice win, as with Istio"
+    ),
+    check=lambda s: s.traffic.gateway_api is None or headers_descend(s.slices),
+    field_path=".slices",
+)
+
+
 class ModelRolloutSpec(SpecModel):
     """Desired state: the model version to serve and how to get there safely."""
 
     model_config = ConfigDict(
-        json_schema_extra=rules_schema(_SLICES_UNIQUE, _OVERRIDES_NAME_SLICES, _GATES_UNIQUE, _MIN_READY_FITS)
+        json_schema_extra=rules_schema(
+            _SLICES_UNIQUE,
+            _OVERRIDES_NAME_SLICES,
+            _GATES_UNIQUE,
+            _MIN_READY_FITS,
+            _GATEWAY_API_FITS,
+            _GATEWAY_API_ORDER,
+        )
     )
 
     model: ModelRef
@@ -347,7 +365,15 @@ class ModelRolloutSpec(SpecModel):
 
     @model_validator(mode="after")
     def _rules(self) -> ModelRolloutSpec:
-        enforce(self, _SLICES_UNIQUE, _OVERRIDES_NAME_SLICES, _GATES_UNIQUE, _MIN_READY_FITS)
+        enforce(
+            self,
+            _SLICES_UNIQUE,
+            _OVERRIDES_NAME_SLICES,
+            _GATES_UNIQUE,
+            _MIN_READY_FITS,
+            _GATEWAY_API_FITS,
+            _GATEWAY_API_ORDER,
+        )
         return self
 
     def slice_names(self) -> list[str]:
@@ -356,4 +382,4 @@ class ModelRolloutSpec(SpecModel):
 
     def service_port(self) -> int:
         """The port of the per-version Services, which the routes' destinations name."""
-        return self.traffic.istio.port or self.readiness.port
+        return self.traffic.port or self.readiness.port

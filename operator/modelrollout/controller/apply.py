@@ -1,4 +1,5 @@
-"""Carrying out a plan's actions: the routes first (a rollback is one VirtualService write), then workloads."""
+"""Carrying out a plan's actions: the routes first (a rollback is one VirtualService or HTTPRoute write), then
+workloads."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import InvalidRoutes, InvalidTemplate, KubeError, OwnershipRefused
-from modelrollout.identity import TEMPLATE_HASH_ANNOTATION
+from modelrollout.identity import HTTP_ROUTE_KIND, TEMPLATE_HASH_ANNOTATION
+from modelrollout.kube import KubeApi
 from modelrollout.plan import Action, EnsureWorkload, RemoveWorkload, SetRoutes
 from modelrollout.traffic import ownership
-from modelrollout.traffic.istio import owned_routes
+from modelrollout.traffic.provider import RouteObject, render_routes, route_object
 from modelrollout.workloads.render import render_deployment, render_service
 
 log = logging.getLogger("modelrollout.controller")
 WRITE_ATTEMPTS = 3
-"""Reads and writes of the VirtualService per tick when someone else keeps changing it (409 conflicts)."""
+"""Reads and writes of the routes' object per tick when someone else keeps changing it (409 conflicts)."""
 
 
 async def apply_actions(
@@ -51,8 +53,8 @@ async def apply_actions(
 
 
 async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, action: SetRoutes) -> bool:
-    """Makes the live VirtualService route as `action` says; True when something was written."""
-    routes = owned_routes(
+    """Makes the live VirtualService or HTTPRoute route as `action` says; True when something was written."""
+    routes = render_routes(
         spec,
         name=ref.name,
         namespace=ref.namespace,
@@ -61,16 +63,17 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
         weights=action.weights,
         mirror_percent=action.mirror_percent,
     )
+    target = route_object(spec)
     for attempt in range(WRITE_ATTEMPTS):
-        live = await rt.kube.get_virtual_service(ref.namespace, spec.traffic.istio.virtual_service)
+        live = await _read(rt.kube, target, ref.namespace)
         decision = ownership.decide(
             live, spec, rollout=ref.name, namespace=ref.namespace, uid=ref.uid, routes=routes
         )
         try:
             if isinstance(decision, ownership.Create):
-                await rt.kube.create_virtual_service(decision.body)
+                await _create(rt.kube, target, decision.body)
             elif isinstance(decision, ownership.Patch):
-                await rt.kube.update_virtual_service(decision.live, decision.patch)
+                await _update(rt.kube, target, decision.live, decision.patch)
             elif isinstance(decision, ownership.Refused):
                 raise decision.error
             else:
@@ -81,6 +84,27 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
                 continue  # someone changed it since we read it: decide again on the fresh copy
             raise
     return False
+
+
+# The provider's kind decides which calls carry the routes.
+async def _read(kube: KubeApi, target: RouteObject, namespace: str) -> dict[str, Any] | None:
+    if target.kind == HTTP_ROUTE_KIND:
+        return await kube.get_http_route(namespace, target.name)
+    return await kube.get_virtual_service(namespace, target.name)
+
+
+async def _create(kube: KubeApi, target: RouteObject, body: dict[str, Any]) -> None:
+    if target.kind == HTTP_ROUTE_KIND:
+        await kube.create_http_route(body)
+    else:
+        await kube.create_virtual_service(body)
+
+
+async def _update(kube: KubeApi, target: RouteObject, live: dict[str, Any], patch: dict[str, Any]) -> None:
+    if target.kind == HTTP_ROUTE_KIND:
+        await kube.update_http_route(live, patch)
+    else:
+        await kube.update_virtual_service(live, patch)
 
 
 async def ensure_workload(

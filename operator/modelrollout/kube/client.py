@@ -13,6 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,11 @@ from modelrollout.identity import (
     EVENT_COMPONENT,
     EVENT_SOURCE,
     FIELD_MANAGER,
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
     GROUP,
+    HTTP_ROUTE_KIND,
+    HTTP_ROUTES,
     ISTIO_GROUP,
     ISTIO_VERSION,
     KIND,
@@ -36,6 +41,7 @@ from modelrollout.identity import (
     ROLLOUT_LABEL,
     VERSION,
     VERSION_LABEL,
+    VIRTUAL_SERVICE_KIND,
     VIRTUAL_SERVICES,
 )
 
@@ -45,6 +51,20 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _RouteKind:
+    """A kind of object the operator writes routes into."""
+
+    kind: str
+    group: str
+    version: str
+    plural: str
+
+
+_VIRTUAL_SERVICE = _RouteKind(VIRTUAL_SERVICE_KIND, ISTIO_GROUP, ISTIO_VERSION, VIRTUAL_SERVICES)
+_HTTP_ROUTE = _RouteKind(HTTP_ROUTE_KIND, GATEWAY_GROUP, GATEWAY_VERSION, HTTP_ROUTES)
 
 
 def _error(action: str, error: BaseException) -> KubeError:
@@ -226,47 +246,64 @@ class Kube:
             for item in found.items
         }
 
-    # VirtualServices ---------------------------------------------------------------------------------------
+    # VirtualServices and HTTPRoutes ------------------------------------------------------------------------
     async def get_virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_route(_VIRTUAL_SERVICE, namespace, name)
+
+    async def create_virtual_service(self, obj: dict[str, Any]) -> None:
+        await self._create_route(_VIRTUAL_SERVICE, obj)
+
+    async def update_virtual_service(self, live: dict[str, Any], patch: dict[str, Any]) -> None:
+        """Merge-patches a VirtualService read earlier; its resourceVersion makes a concurrent change a 409."""
+        await self._update_route(_VIRTUAL_SERVICE, live, patch)
+
+    async def get_http_route(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_route(_HTTP_ROUTE, namespace, name)
+
+    async def create_http_route(self, obj: dict[str, Any]) -> None:
+        await self._create_route(_HTTP_ROUTE, obj)
+
+    async def update_http_route(self, live: dict[str, Any], patch: dict[str, Any]) -> None:
+        """Merge-patches an HTTPRoute read earlier; its resourceVersion makes a concurrent change a 409."""
+        await self._update_route(_HTTP_ROUTE, live, patch)
+
+    async def _get_route(self, kind: _RouteKind, namespace: str, name: str) -> dict[str, Any] | None:
         found = await _call(
-            f"read VirtualService {namespace}/{name}",
-            self.custom.get_namespaced_custom_object(
-                ISTIO_GROUP, ISTIO_VERSION, namespace, VIRTUAL_SERVICES, name
-            ),
+            f"read {kind.kind} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name),
             missing_ok=True,
         )
         return dict(found) if found is not None else None
 
-    async def create_virtual_service(self, obj: dict[str, Any]) -> None:
+    async def _create_route(self, kind: _RouteKind, obj: dict[str, Any]) -> None:
         namespace = obj["metadata"]["namespace"]
         await _call(
-            f"create VirtualService {namespace}/{obj['metadata']['name']}",
+            f"create {kind.kind} {namespace}/{obj['metadata']['name']}",
             self.custom.create_namespaced_custom_object(
-                ISTIO_GROUP, ISTIO_VERSION, namespace, VIRTUAL_SERVICES, obj
+                kind.group, kind.version, namespace, kind.plural, obj
             ),
         )
-        self.writes["virtualservice"] += 1
+        self.writes[kind.kind.lower()] += 1
 
-    async def update_virtual_service(self, live: dict[str, Any], patch: dict[str, Any]) -> None:
-        """Merge-patches a VirtualService read earlier; its resourceVersion makes a concurrent change a 409."""
+    async def _update_route(self, kind: _RouteKind, live: dict[str, Any], patch: dict[str, Any]) -> None:
         meta = live["metadata"]
         body = {
             **patch,
             "metadata": {**patch.get("metadata", {}), "resourceVersion": meta["resourceVersion"]},
         }
         await _call(
-            f"update VirtualService {meta['namespace']}/{meta['name']}",
+            f"update {kind.kind} {meta['namespace']}/{meta['name']}",
             self.custom.patch_namespaced_custom_object(
-                ISTIO_GROUP,
-                ISTIO_VERSION,
+                kind.group,
+                kind.version,
                 meta["namespace"],
-                VIRTUAL_SERVICES,
+                kind.plural,
                 meta["name"],
                 body,
                 _content_type=MERGE,
             ),
         )
-        self.writes["virtualservice"] += 1
+        self.writes[kind.kind.lower()] += 1
 
     # Events ------------------------------------------------------------------------------------------------
     async def create_event(self, rollout: dict[str, Any], kind: str, reason: str, message: str) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from modelrollout.api.spec import ModelRolloutSpec, Slice
@@ -33,26 +32,40 @@ from modelrollout.identity import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     ROLLOUT_LABEL,
-    ROUTE_PREFIX,
     SLICE_HEADER,
     VIRTUAL_SERVICE_KIND,
     owner_reference,
     route_name,
     service_host,
 )
+from modelrollout.traffic.routes import (
+    Destination,
+    ObservedRoute,
+    Route,
+    checked_mirror,
+    checked_weight,
+    is_owned,
+    merge_owned,
+    mirrors_of,
+    normalized,
+    slice_of,
+    weights_of,
+)
 
-Route = dict[str, Any]
-
-
-def is_owned(route: Mapping[str, Any]) -> bool:
-    """Whether a live HTTP route is one the operator manages."""
-    name = route.get("name")
-    return isinstance(name, str) and name.startswith(ROUTE_PREFIX)
-
-
-def slice_of(route: Mapping[str, Any]) -> str | None:
-    """The slice an owned route serves, or None for a route the operator does not own."""
-    return str(route["name"])[len(ROUTE_PREFIX) :] if is_owned(route) else None
+__all__ = [
+    "Destination",
+    "ObservedRoute",
+    "Route",
+    "desired_virtual_service",
+    "is_owned",
+    "merge_routes",
+    "observed_mirror",
+    "observed_weights",
+    "owned_routes",
+    "read_routes",
+    "routes_equal",
+    "slice_of",
+]
 
 
 # Rendering -----------------------------------------------------------------------------------------------
@@ -63,14 +76,6 @@ def _destination(host: str, port: int) -> dict[str, Any]:
 def _match(slice_: Slice) -> list[dict[str, Any]]:
     # One match block holding every header: Istio ANDs the conditions inside a block and ORs the blocks.
     return [{"headers": {header: value.wire() for header, value in slice_.match.headers.items()}}]
-
-
-def _checked_weight(slice_name: str, weight: Any) -> int:
-    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise InvalidRoutes(
-            f"canary weight of slice {slice_name!r} must be an integer from 0 to 100, got {weight!r}"
-        )
-    return weight
 
 
 def owned_routes(
@@ -93,23 +98,13 @@ def owned_routes(
     port = spec.service_port()
     stable_host = service_host(name, stable, namespace)
     candidate_host = service_host(name, candidate, namespace) if candidate is not None else None
-    mirror = None
-    if mirror_percent is not None and mirror_percent != 0:
-        if not (isinstance(mirror_percent, int | float) and 0 < mirror_percent <= 100):  # also refuses NaN
-            raise InvalidRoutes(f"mirror percent must be in (0, 100], got {mirror_percent!r}")
-        if candidate_host is None:
-            raise InvalidRoutes("cannot mirror without a candidate version")
-        mirror = float(mirror_percent)
+    mirror = checked_mirror(mirror_percent, candidate_host is not None)
 
     slices: list[tuple[str, Slice | None]] = [(s.name, s) for s in spec.slices]
     slices.append((DEFAULT_SLICE, None))
     routes: list[Route] = []
     for slice_name, slice_ in slices:
-        weight = _checked_weight(slice_name, weights.get(slice_name, 0))
-        if weight and candidate_host is None:
-            raise InvalidRoutes(
-                f"slice {slice_name!r} has canary weight {weight} but there is no candidate version"
-            )
+        weight = checked_weight(slice_name, weights.get(slice_name, 0), candidate_host is not None)
         route: Route = {"name": route_name(slice_name)}
         if slice_ is not None:
             route["match"] = _match(slice_)
@@ -132,6 +127,8 @@ def desired_virtual_service(
 ) -> dict[str, Any]:
     """The VirtualService to create when none exists: owned by the ModelRollout, holding only our routes."""
     istio = spec.traffic.istio
+    if istio is None:
+        raise InvalidRoutes("spec.traffic names no Istio VirtualService")
     body: dict[str, Any] = {"hosts": [istio.host]}
     if istio.gateways:
         body["gateways"] = list(istio.gateways)
@@ -151,47 +148,13 @@ def desired_virtual_service(
 
 # Merging and comparing ------------------------------------------------------------------------------------
 def merge_routes(live_http: list[Route], owned: list[Route]) -> list[Route]:
-    """The live route list with our routes replaced.
-
-    Routes not named `modelrollout-*` stay exactly as they are, in their relative order. Ours replace the
-    existing owned routes as one block at the position of the first of them (so a foreign route placed before
-    ours keeps precedence), or are appended when there is none; owned routes of undeclared slices disappear.
-    Idempotent: merging the result again with the same routes returns it unchanged.
-    """
-    merged: list[Route] = []
-    placed = False
-    for route in live_http:
-        if is_owned(route):
-            if not placed:
-                merged.extend(copy.deepcopy(owned))
-                placed = True
-            continue
-        merged.append(copy.deepcopy(route))
-    if not placed:
-        merged.extend(copy.deepcopy(owned))
-    return merged
-
-
-def _normalized(value: Any) -> Any:
-    """A canonical form for comparing what was written with what the API server returns.
-
-    Absent, null and empty lists/objects are the same thing. Numbers need nothing: the server may return a
-    mirror percentage of 100.0 as 100, and Python already compares 100 == 100.0.
-    """
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            normal = _normalized(item)
-            if normal is not None:
-                out[key] = normal
-        return out or None
-    if isinstance(value, list):
-        return [_normalized(item) for item in value] or None
-    return value
+    """The live route list with our routes replaced (`routes.merge_owned`): foreign routes stay in place, ours
+    go as one block where the first of them was, so a foreign route placed before ours keeps precedence."""
+    return merge_owned(live_http, owned)
 
 
 def _normalized_route(route: Mapping[str, Any]) -> Any:
-    normal = _normalized(route) or {}
+    normal = normalized(route) or {}
     destinations = normal.get("route")
     # Istio sends all traffic to a lone destination whether or not its weight is written.
     if isinstance(destinations, list) and len(destinations) == 1 and isinstance(destinations[0], dict):
@@ -207,34 +170,6 @@ def routes_equal(live: list[Route] | None, desired: list[Route] | None) -> bool:
 
 
 # Reading back -----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Destination:
-    """One weighted destination of a live route."""
-
-    host: str
-    port: int | None
-    weight: int
-
-
-@dataclass(frozen=True)
-class ObservedRoute:
-    """What an owned live route does: which requests it takes, where they go, what is mirrored."""
-
-    slice: str
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    destinations: list[Destination] = field(default_factory=list)
-    mirror_host: str | None = None
-    mirror_port: int | None = None
-    mirror_percent: float = 0.0
-
-    def weight_to(self, host: str) -> int:
-        """Percent of this route's requests sent to `host` (weights are relative shares)."""
-        total = sum(d.weight for d in self.destinations)
-        if total <= 0:
-            return 0
-        return round(100 * sum(d.weight for d in self.destinations if d.host == host) / total)
-
-
 def _port_number(destination: Mapping[str, Any]) -> int | None:
     port = destination.get("port")
     number = port.get("number") if isinstance(port, Mapping) else None
@@ -301,22 +236,9 @@ def observed_weights(http_routes: list[Route] | None, candidate_host: str | None
     With `candidate_host`, the share going to that host; without it, the share going anywhere but the first
     (stable) destination, per the layout this module renders.
     """
-    weights: dict[str, int] = {}
-    for route in read_routes(http_routes):
-        if candidate_host is not None:
-            weights[route.slice] = route.weight_to(candidate_host)
-            continue
-        total = sum(d.weight for d in route.destinations)
-        others = sum(d.weight for d in route.destinations[1:])
-        weights[route.slice] = round(100 * others / total) if total > 0 else 0
-    return weights
+    return weights_of(read_routes(http_routes), candidate_host)
 
 
 def observed_mirror(http_routes: list[Route] | None, candidate_host: str | None = None) -> dict[str, float]:
     """Per slice, the percent of requests the live owned routes mirror (to `candidate_host`, when given)."""
-    return {
-        route.slice: route.mirror_percent
-        if candidate_host is None or route.mirror_host == candidate_host
-        else 0.0
-        for route in read_routes(http_routes)
-    }
+    return mirrors_of(read_routes(http_routes), candidate_host)

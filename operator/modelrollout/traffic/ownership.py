@@ -1,9 +1,11 @@
-"""Who may write a VirtualService, and what to write into it: the ownership rule as a pure decision.
+"""Who may write a VirtualService or HTTPRoute, and what to write into it: the ownership rule as a pure
+decision, the same for both providers.
 
-One VirtualService carries the routes of one rollout. When none exists, the operator creates it and owns it
-(ownerReference). When one exists, the operator manages only its `modelrollout-*` routes and marks it with
-a claim annotation naming the rollout; a VirtualService claimed by another rollout is refused. A write is
-asked for only when the merged routes differ from the live ones (or the claim is missing).
+One VirtualService (or HTTPRoute) carries the routes of one rollout. When none exists, the operator creates it
+and owns it (ownerReference). When one exists, the operator manages only its `modelrollout-*` routes (HTTP
+routes, or HTTPRoute rules) and marks it with a claim annotation naming the rollout; an object claimed by
+another rollout is refused. A write is asked for only when the merged routes differ from the live ones (or
+the claim is missing).
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from typing import Any
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.errors import OwnershipRefused
 from modelrollout.identity import CLAIM_ANNOTATION
-from modelrollout.traffic.istio import Route, desired_virtual_service, merge_routes, routes_equal
+from modelrollout.traffic.provider import desired_object, merge, route_object, routes_equal
+from modelrollout.traffic.routes import Route
 
 
 @dataclass(frozen=True)
 class Create:
-    """No VirtualService exists: create this one (owned by the rollout, holding only its routes)."""
+    """No object exists: create this one (owned by the rollout, holding only its routes)."""
 
     body: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Patch:
-    """Merge-patch the live VirtualService (read at `live`'s resourceVersion) with `patch`."""
+    """Merge-patch the live object (read at `live`'s resourceVersion) with `patch`."""
 
     live: dict[str, Any]
     patch: dict[str, Any]
@@ -39,7 +42,7 @@ class Unchanged:
 
 @dataclass(frozen=True)
 class Refused:
-    """Another rollout claims this VirtualService; nothing may be written."""
+    """Another rollout claims this object; nothing may be written."""
 
     error: OwnershipRefused
 
@@ -48,7 +51,7 @@ Decision = Create | Patch | Unchanged | Refused
 
 
 def claimant(live: dict[str, Any]) -> str | None:
-    """The rollout named by a VirtualService's claim annotation, if any."""
+    """The rollout named by an object's claim annotation, if any."""
     value = ((live.get("metadata") or {}).get("annotations") or {}).get(CLAIM_ANNOTATION)
     return str(value) if value is not None else None
 
@@ -62,21 +65,25 @@ def decide(
     uid: str,
     routes: list[Route],
 ) -> Decision:
-    """What to do with the VirtualService named by spec.traffic.istio for rollout `rollout` and its `routes`."""
+    """What to do with the object spec.traffic names (a VirtualService or an HTTPRoute) for rollout `rollout`
+    and its `routes`."""
+    target = route_object(spec)
     if live is None:
-        body = desired_virtual_service(spec, name=rollout, namespace=namespace, uid=uid, routes=routes)
+        body = desired_object(spec, name=rollout, namespace=namespace, uid=uid, routes=routes)
         body["metadata"].setdefault("annotations", {})[CLAIM_ANNOTATION] = rollout
         return Create(body)
     claimed = claimant(live)
     if claimed is not None and claimed != rollout:
         return Refused(
             OwnershipRefused(
-                f"VirtualService {namespace}/{spec.traffic.istio.virtual_service}",
-                f"its routes are managed by ModelRollout {claimed}; one VirtualService serves one rollout",
+                f"{target.kind} {namespace}/{target.name}",
+                f"its routes are managed by ModelRollout {claimed}; one {target.kind} serves one rollout",
             )
         )
-    http = list((live.get("spec") or {}).get("http") or [])
-    merged = merge_routes(http, routes)
-    if routes_equal(http, merged) and claimed == rollout:
+    current = target.routes(live)
+    merged = merge(current, routes)
+    if routes_equal(spec, current, merged) and claimed == rollout:
         return Unchanged()
-    return Patch(live, {"metadata": {"annotations": {CLAIM_ANNOTATION: rollout}}, "spec": {"http": merged}})
+    return Patch(
+        live, {"metadata": {"annotations": {CLAIM_ANNOTATION: rollout}}, "spec": {target.field: merged}}
+    )

@@ -11,10 +11,19 @@ from typing import Any
 from kubernetes.aio import client
 
 from modelrollout.api.spec import ModelRolloutSpec
-from modelrollout.identity import GROUP, ISTIO_GROUP, ISTIO_VERSION, LOAD_DELAY_ANNOTATION, VERSION
+from modelrollout.identity import (
+    GATEWAY_GROUP,
+    GATEWAY_VERSION,
+    GROUP,
+    ISTIO_GROUP,
+    ISTIO_VERSION,
+    LOAD_DELAY_ANNOTATION,
+    VERSION,
+)
 from tests.support import specs
 
 ISTIO = (ISTIO_GROUP, ISTIO_VERSION)
+GATEWAY = (GATEWAY_GROUP, GATEWAY_VERSION)
 ROLLOUTS = (GROUP, VERSION)
 ROLLOUT = "recommender"
 HOST = "recommender.example.svc.cluster.local"
@@ -29,7 +38,12 @@ FOUR_SLICES: list[dict[str, Any]] = [
 
 
 def make_spec(
-    slice_count: int = 4, *, template: dict[str, Any] | None = None, load_delay: str = "2s", replicas: int = 2
+    slice_count: int = 4,
+    *,
+    template: dict[str, Any] | None = None,
+    load_delay: str = "2s",
+    replicas: int = 2,
+    provider: str = "istio",
 ) -> ModelRolloutSpec:
     server = specs.container(resources={"requests": {"cpu": "100m", "memory": "128Mi"}})
     default_template = specs.template(server, annotations={LOAD_DELAY_ANNOTATION: load_delay})
@@ -38,7 +52,7 @@ def make_spec(
             template=default_template if template is None else template,
             replicas=replicas,
             readiness={"modelReadyPath": READY_PATH, "port": 8080, "loadTimeout": "2m"},
-            traffic=specs.istio(HOST),
+            traffic=specs.gateway_api() if provider == "gatewayapi" else specs.istio(HOST),
             slices=FOUR_SLICES[:slice_count],
             strategy={"shadow": {"duration": "1m"}, "canary": {"steps": [{"weight": 5}, {"weight": 50}]}},
         )
