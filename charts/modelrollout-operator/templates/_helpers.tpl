@@ -88,6 +88,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["get", "create", "patch"]
+# The HTTPRoute (Gateway API provider), the same way.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "create", "patch"]
 # Events on ModelRollouts (the operator's and kopf's).
 - apiGroups: [""]
   resources: ["events"]

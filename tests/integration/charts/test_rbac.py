@@ -23,13 +23,15 @@ from kubernetes.aio.client.exceptions import ApiException
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
-from modelrollout.identity import GROUP, PLURAL, VERSION
+from modelrollout.identity import GATEWAY_GROUP, GATEWAY_VERSION, GROUP, HTTP_ROUTES, PLURAL, VERSION
 from modelrollout.kube import Kube, KubeError
 from modelrollout.sandbox.processes import free_port, http_ok, start, tail, wait_ready
+from modelrollout.traffic.gatewayapi import desired_http_route, owned_rules
 from modelrollout.traffic.istio import desired_virtual_service, owned_routes
 from modelrollout.workloads.render import render_deployment, render_service
 from tests.conftest import Cluster
 from tests.support.cluster import Release, impersonating, installed, service_account_kubeconfig
+from tests.support.specs import gateway_api
 from tests.support.world import spec_dict
 
 pytestmark = pytest.mark.integration
@@ -114,6 +116,25 @@ async def operator_actions(kube: Kube, rollout: dict[str, Any]) -> None:
     assert live is not None
     await kube.update_virtual_service(live, {"metadata": {"annotations": {"modelrollout.io/rollout": name}}})
 
+    # The same rollout under Gateway API: its HTTPRoute is read, created and merge-patched the same way.
+    gateway_spec = ModelRolloutSpec.model_validate({**spec.wire(), "traffic": gateway_api()})
+    rules = owned_rules(
+        gateway_spec,
+        name=name,
+        namespace=namespace,
+        stable="v1",
+        candidate=None,
+        weights={},
+        mirror_percent=None,
+    )
+    assert await kube.get_http_route(namespace, "recommender") is None
+    await kube.create_http_route(
+        desired_http_route(gateway_spec, name=name, namespace=namespace, uid=uid, rules=rules)
+    )
+    route = await kube.get_http_route(namespace, "recommender")
+    assert route is not None
+    await kube.update_http_route(route, {"metadata": {"annotations": {"modelrollout.io/rollout": name}}})
+
     await kube.create_event(rollout, "Normal", "RbacCheck", "the operator may record events")
     await kube.delete_workload(namespace, deployment["metadata"]["name"])
     assert await kube.list_deployments(namespace, name) == []
@@ -128,6 +149,11 @@ async def forbidden_actions(kube: Kube, namespace: str) -> None:
         core.create_namespaced_secret(namespace, {"metadata": {"name": "x"}, "stringData": {"a": "b"}})
     )
     await refused(kube.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, ROLLOUT))
+    await refused(
+        kube.custom.delete_namespaced_custom_object(
+            GATEWAY_GROUP, GATEWAY_VERSION, namespace, HTTP_ROUTES, ROLLOUT
+        )
+    )
     await refused(
         client.RbacAuthorizationV1Api(kube.api).create_cluster_role(
             client.V1ClusterRole(metadata=client.V1ObjectMeta(name=f"mro-{secrets.token_hex(3)}"), rules=[])
@@ -217,6 +243,7 @@ async def test_namespaced_rbac_acts_in_the_watched_namespace_only(
             uid = elsewhere["metadata"]["uid"]
             await refused(kube.apply(render_service(ROLLOUT, other_namespace, uid, spec, "v1")))
             await refused(kube.get_virtual_service(other_namespace, "recommender"))
+            await refused(kube.get_http_route(other_namespace, "recommender"))
             await refused(kube.patch_rollout_status(other_namespace, ROLLOUT, {"phase": "Pending"}))
             await refused(kube.create_event(elsewhere, "Normal", "RbacCheck", "not here"))
     finally:

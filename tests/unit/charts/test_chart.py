@@ -28,6 +28,7 @@ NAMESPACED_RULES = {
     ("apps", "deployments/scale"): {"patch"},
     ("", "services"): {"create", "patch", "delete"},
     ("networking.istio.io", "virtualservices"): {"get", "create", "patch"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},
     ("", "events"): {"create"},
 }
 # What kopf reads cluster-wide: CRDs always; namespaces only when it serves a list of namespaces.
