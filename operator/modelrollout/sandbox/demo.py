@@ -23,6 +23,7 @@ from modelrollout.api import commands
 from modelrollout.api.common import seconds
 from modelrollout.api.crd import render as render_crd
 from modelrollout.api.status import TERMINAL
+from modelrollout.identity import HTTP_ROUTE_KIND
 from modelrollout.kube import KubeApi, connect
 from modelrollout.sandbox.cluster import Sandbox, SandboxState, wait_established
 from modelrollout.sandbox.fleet import Fleet
@@ -30,6 +31,7 @@ from modelrollout.sandbox.operator_process import OperatorProcess
 from modelrollout.sandbox.report import write_report
 from modelrollout.sandbox.scenario import Event, Scenario, load_scenario
 from modelrollout.sandbox.trafficgen import TrafficGenerator, TrafficStats
+from modelrollout.traffic.provider import route_object
 
 VERDICT_STYLE = {"Pass": "green", "Fail": "bold red", "Inconclusive": "yellow"}
 
@@ -148,7 +150,8 @@ class DemoRunner:
             await self._wait_stable(kube, run, within=90)
             traffic = self._traffic(kube, fleet, run)
             await traffic.start()
-            say(f"[bold]traffic[/bold]: {self._rates()} following the live VirtualService")
+            kind = route_object(self.scenario.rollout.spec).kind
+            say(f"[bold]traffic[/bold]: {self._rates()} following the live {kind}")
             await asyncio.sleep(3)  # stable's own baseline in the window before the candidate appears
             await fleet.astart(run.candidate)
             say(f"[bold]rollout[/bold]: {run.stable} -> {run.candidate}: applying the new version")
@@ -207,14 +210,15 @@ class DemoRunner:
         raise TimeoutError(f"{run.name} did not make {run.stable} stable within {within:.0f}s")
 
     def _traffic(self, kube: KubeApi, fleet: Fleet, run: _Run) -> TrafficGenerator:
-        vs_name = self.scenario.rollout.spec.traffic.istio.virtual_service
+        target = route_object(self.scenario.rollout.spec)
+        read = kube.get_http_route if target.kind == HTTP_ROUTE_KIND else kube.get_virtual_service
         versions: dict[str, str] = {}
 
         async def provider() -> dict[str, Any] | None:
-            return await kube.get_virtual_service(run.namespace, vs_name)
+            return await read(run.namespace, target.name)
 
         async def resolve(host: str) -> str | None:
-            service = host.split(".", 1)[0]
+            service = host.split(".", 1)[0]  # a Service FQDN (Istio) or name[.namespace] (Gateway API)
             if service not in versions:
                 versions.update(await kube.service_versions(run.namespace, run.name))
             return versions.get(service)

@@ -1,10 +1,12 @@
-"""User traffic for the sandbox that goes where the live Istio VirtualService says it should.
+"""User traffic for the sandbox that goes where the live Istio VirtualService or Gateway API HTTPRoute says.
 
-There is no Envoy in the sandbox, so the generator plays its part: for every request of a slice it takes the
-first HTTP route whose match accepts the slice's headers (a route without match accepts everything), picks a
-destination by the route's integer weights, and, when the route mirrors, sends a copy to the mirror
-destination with the route's probability and discards the answer, as Istio does. It re-reads the
-VirtualService every `refresh_interval`, so weight and mirror changes by the operator take effect within it.
+There is no Envoy in the sandbox, so the generator plays its part. Under a VirtualService, for every request
+of a slice it takes the first HTTP route whose match accepts the slice's headers (a route without match
+accepts everything), picks a destination by the route's integer weights, and, when the route mirrors, sends a
+copy to the mirror destination with the route's probability and discards the answer, as Istio does. Under an
+HTTPRoute it follows Gateway API's rules instead (`httproute`: precedence by match specificity, not order;
+filters in order; weighted backendRefs). It re-reads the object every `refresh_interval`, so weight and
+mirror changes by the operator take effect within it.
 
 Destination hosts (Service FQDNs) map to model versions through a resolver, and versions to the simulated
 fleet's endpoints. Only loopback endpoints are ever dialled: pod and Service IPs in the sandbox are fake.
@@ -23,12 +25,17 @@ from typing import Any, Literal, NamedTuple
 
 import aiohttp
 
+from modelrollout.sandbox.httproute import HTTPRouteTable
+from modelrollout.sandbox.routing import Decision, Router
 from modelrollout.serving.slices import lowercase_headers, value_matches
+
+__all__ = ["Decision", "RoutingTable", "SliceLoad", "TrafficGenerator", "TrafficStats", "routing_table"]
 
 log = logging.getLogger(__name__)
 
-VirtualServiceProvider = Callable[[], Awaitable[Mapping[str, Any] | None]]
-"""Returns the live VirtualService object (None when it does not exist)."""
+RoutesProvider = Callable[[], Awaitable[Mapping[str, Any] | None]]
+"""Returns the live VirtualService or HTTPRoute (None when it does not exist)."""
+VirtualServiceProvider = RoutesProvider
 HostResolver = Mapping[str, str] | Callable[[str], Awaitable[str | None]]
 """Destination host (e.g. recommender-v2.ns.svc.cluster.local) -> model version."""
 EndpointLookup = Mapping[str, str] | Callable[[str], str | None]
@@ -95,20 +102,6 @@ class TrafficStats:
 
 
 # Routing -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Decision:
-    """Where one request goes."""
-
-    route: str | None
-    """Name of the route taken ('#<index>' when unnamed); None when no route matched."""
-    destination: str | None
-    """Host of the chosen destination; None when the route has none (e.g. a redirect)."""
-    mirrors: tuple[str, ...] = ()
-    """Hosts that get a mirrored copy."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    """Request headers the route sets (its `headers.request.set` and `add`), as Envoy adds them upstream."""
-
-
 @dataclass(frozen=True)
 class Route:
     """One HTTP route of a VirtualService, reduced to what routing a request needs."""
@@ -239,6 +232,13 @@ class RoutingTable:
         return Decision(route=None, destination=None)
 
 
+def routing_table(routes: Mapping[str, Any]) -> Router:
+    """The routing table of a live object: Gateway API's rules for an HTTPRoute, Istio's for anything else."""
+    if routes.get("kind") == "HTTPRoute":
+        return HTTPRouteTable.from_http_route(routes)
+    return RoutingTable.from_virtual_service(routes)
+
+
 def _pick(destinations: Sequence[tuple[str, int]], rng: random.Random) -> str | None:
     if not destinations:
         return None
@@ -267,7 +267,7 @@ def loopback_endpoint(endpoint: str) -> bool:
 # The generator -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Snapshot:
-    table: RoutingTable | None
+    table: Router | None
     versions: Mapping[str, str | None]
 
 
@@ -277,7 +277,7 @@ class TrafficGenerator:
     def __init__(
         self,
         loads: Sequence[SliceLoad],
-        virtual_service: VirtualServiceProvider,
+        routes: RoutesProvider,
         resolve_host: HostResolver,
         endpoints: EndpointLookup,
         *,
@@ -289,10 +289,11 @@ class TrafficGenerator:
         default_host: str | None = None,
         path: str = "/predict",
     ) -> None:
-        """`default_host`: where requests go while the VirtualService does not exist (as to a plain Service);
+        """`routes` returns the live VirtualService or HTTPRoute. `default_host`: where requests go while it
+        does not exist (as to a plain Service);
         without it such requests are counted as no-route."""
         self.loads = [load for load in loads if load.rate > 0]
-        self._provider = virtual_service
+        self._provider = routes
         self._resolve = _as_resolver(resolve_host)
         self._endpoint = _as_lookup(endpoints)
         self.seed = seed
@@ -312,8 +313,8 @@ class TrafficGenerator:
         self._refused_logged = False
 
     @property
-    def table(self) -> RoutingTable | None:
-        """The routes in use (None while no VirtualService was read)."""
+    def table(self) -> Router | None:
+        """The routes in use (None while no routing object was read)."""
         return self._snapshot.table
 
     @property
@@ -322,9 +323,9 @@ class TrafficGenerator:
         return self._snapshot.versions
 
     async def refresh(self) -> None:
-        """Reads the VirtualService and resolves its hosts now; keeps the previous state when either fails."""
-        virtual_service = await self._provider()
-        table = RoutingTable.from_virtual_service(virtual_service) if virtual_service is not None else None
+        """Reads the routing object and resolves its hosts now; keeps the previous state when either fails."""
+        live = await self._provider()
+        table = routing_table(live) if live is not None else None
         hosts = set(table.hosts if table is not None else ())
         if self.default_host is not None:
             hosts.add(self.default_host)
@@ -350,7 +351,7 @@ class TrafficGenerator:
             await self.refresh()
         except Exception as error:
             self.refresh_errors += 1
-            log.warning("first VirtualService read failed: %s", error)
+            log.warning("first read of the routes failed: %s", error)
         self._loops = [asyncio.create_task(self._refresher(), name="trafficgen-refresh")]
         self._loops += [
             asyncio.create_task(self._drive(load), name=f"trafficgen-{load.name}") for load in self.loads
@@ -387,7 +388,7 @@ class TrafficGenerator:
             except Exception as error:
                 self.refresh_errors += 1
                 if self.refresh_errors == 1 or self.refresh_errors % 40 == 0:
-                    log.warning("VirtualService read failed (%d so far): %s", self.refresh_errors, error)
+                    log.warning("reading the routes failed (%d so far): %s", self.refresh_errors, error)
 
     async def _drive(self, load: SliceLoad) -> None:
         rng = random.Random(f"{self.seed}:{load.name}")
@@ -414,9 +415,11 @@ class TrafficGenerator:
             if decision.route is None:
                 self.stats.add(load.name, NO_VERSION, SERVED, NO_ROUTE)
                 return
-        self._launch(load, decision.destination, SERVED, snapshot, decision.headers)
-        for host in decision.mirrors:
-            self._launch(load, host, MIRRORED, snapshot, decision.headers)
+        served = _headers_after(load.headers, decision.headers, decision.removed)
+        self._launch(load, decision.destination, SERVED, snapshot, served)
+        for index, host in enumerate(decision.mirrors):
+            copied = decision.mirror_headers[index] if index < len(decision.mirror_headers) else served
+            self._launch(load, host, MIRRORED, snapshot, copied)
 
     def _launch(
         self,
@@ -424,7 +427,7 @@ class TrafficGenerator:
         host: str | None,
         kind: str,
         snapshot: _Snapshot,
-        route_headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str],
     ) -> None:
         version = snapshot.versions.get(host) if host is not None else None
         if version is None:
@@ -447,7 +450,6 @@ class TrafficGenerator:
         if len(self._inflight) >= self.concurrency:
             self.stats.add(load.name, version, kind, DROPPED)
             return
-        headers = {**lowercase_headers(load.headers), **(route_headers or {})}
         task = asyncio.create_task(self._send(load, version, kind, endpoint, headers))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -469,6 +471,15 @@ class TrafficGenerator:
             outcome = CONNECT_ERROR
         finally:
             self.stats.add(load.name, version, kind, outcome)
+
+
+def _headers_after(
+    sent: Mapping[str, str], changed: Mapping[str, str], removed: frozenset[str]
+) -> dict[str, str]:
+    """What a backend receives: the client's headers less the removed ones, with the route's changes."""
+    headers = {k: v for k, v in lowercase_headers(sent).items() if k not in removed}
+    headers.update(changed)
+    return headers
 
 
 def _as_resolver(resolver: HostResolver) -> Callable[[str], Awaitable[str | None]]:

@@ -311,3 +311,92 @@ async def test_bounded_concurrency_drops_and_stops_cleanly() -> None:
     assert stats.total(outcome=DROPPED) > 50
     assert stats.total(outcome="cancelled") == 3
     assert not generator._inflight
+
+
+def _rule(
+    name: str,
+    headers: dict[str, str] | None,
+    backends: dict[str, int],
+    slice_name: str,
+    mirror: int | None = None,
+) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = [
+        {
+            "type": "RequestHeaderModifier",
+            "requestHeaderModifier": {"set": [{"name": "x-modelrollout-slice", "value": slice_name}]},
+        }
+    ]
+    if mirror is not None:
+        backend = {"group": "", "kind": "Service", "name": "recommender-v2", "port": 8080}
+        filters.append({"type": "RequestMirror", "requestMirror": {"backendRef": backend, "percent": mirror}})
+    rule: dict[str, Any] = {
+        "name": name,
+        "filters": filters,
+        "backendRefs": [{"name": b, "port": 8080, "weight": w} for b, w in backends.items()],
+    }
+    if headers is not None:
+        rule["matches"] = [{"headers": [{"name": k, "value": v} for k, v in headers.items()]}]
+    return rule
+
+
+async def test_follows_an_http_route_by_gateway_api_precedence(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    """The second rule has more header matches, so it takes android requests that carry x-beta although the
+    first rule also matches them (Istio would take the first); its slice header reaches the model server."""
+    http_route = {
+        "kind": "HTTPRoute",
+        "metadata": {"name": "recommender"},
+        "spec": {
+            "rules": [
+                _rule("modelrollout-android", {"x-platform": "android"}, {"recommender-v1": 1}, "android"),
+                _rule(
+                    "modelrollout-beta",
+                    {"x-platform": "android", "x-beta": "1"},
+                    {"recommender-v2": 1},
+                    "ios",  # any slice name the servers know: the label must come from this rule
+                    mirror=100,
+                ),
+                _rule("modelrollout-default", None, {"recommender-v1": 3, "recommender-v2": 1}, "default"),
+            ]
+        },
+    }
+    loads = [
+        SliceLoad("beta", 60, {"x-platform": "android", "x-beta": "1"}, {"user_id": "u"}),
+        SliceLoad("android", 60, {"x-platform": "android"}, {"user_id": "u"}),
+        SliceLoad("default", 120, {}, {"user_id": "u"}),
+    ]
+    hosts = {"recommender-v1": "v1", "recommender-v2": "v2"}
+    generator = TrafficGenerator(
+        loads,
+        Holder(http_route),
+        hosts,
+        _endpoints(servers),
+        seed=2,
+        arrival="uniform",
+        refresh_interval=0.1,
+        concurrency=1024,
+    )
+    await generator.start()
+    try:
+        await until(
+            lambda: (
+                all(generator.stats.total(slice=s, kind=SERVED) > 60 for s in ("beta", "android"))
+                and generator.stats.total(slice="default", kind=SERVED) > 300  # enough for a 25% share
+            ),
+            "enough traffic in every slice",
+        )
+    finally:
+        await generator.stop(drain=30.0)
+    stats = generator.stats
+    unanswered = {key: n for key, n in stats.snapshot().items() if key.outcome != "200"}
+    assert stats.total() == stats.total(outcome="200"), unanswered
+    assert stats.total(slice="beta", version="v1", kind=SERVED) == 0, "the earlier, less specific rule won"
+    assert stats.total(slice="beta", version="v2", kind=MIRRORED) == stats.total(slice="beta", kind=SERVED)
+    assert stats.total(slice="android", version="v2") == 0
+    default = stats.total(slice="default", kind=SERVED)
+    v2_default = stats.total(slice="default", version="v2", kind=SERVED)
+    assert v2_default / default == pytest.approx(0.25, abs=0.12), (v2_default, default)
+    # The servers labelled each request with the slice its rule set, not with their own classification.
+    v2_counts = await _server_counts(servers["v2"][0])
+    assert v2_counts["ios"] == stats.total(slice="beta", version="v2")
