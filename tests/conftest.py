@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from kubernetes.aio import client, config
 
 from modelrollout.sandbox.cluster import Sandbox, install_routing_crds, kubectl, wait_established
@@ -27,6 +28,11 @@ PORT_BLOCK_START, PORT_BLOCK_SIZE = 20000, 1500
 UNIT_TIMEOUT = 60.0
 """Seconds a unit test may take (the slowest takes a few); a hang fails it, instead of the session's 600 s."""
 CRD_FILE = REPO / "crds" / "modelrollout.yaml"
+
+# Hypothesis' too_slow health check times input generation; on the shared 2-core machine under a parallel
+# suite it fails property tests whose inputs are fine. The properties and example counts stay as written.
+settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 
 @dataclass

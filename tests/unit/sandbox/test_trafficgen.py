@@ -169,6 +169,7 @@ async def test_follows_routes_weights_and_mirrors(
                 and generator.stats.total(slice="android") > 100
             ),
             "enough traffic in every slice",
+            within=30.0,  # a bound against a hang; a 2-core machine under a parallel suite needs more than 10 s
         )
     finally:
         # Every request sent gets its answer, however loaded the machine is: this test is about routing.
@@ -385,6 +386,7 @@ async def test_follows_an_http_route_by_gateway_api_precedence(
                 and generator.stats.total(slice="default", kind=SERVED) > 300  # enough for a 25% share
             ),
             "enough traffic in every slice",
+            within=30.0,  # a bound against a hang; a 2-core machine under a parallel suite needs more than 10 s
         )
     finally:
         await generator.stop(drain=30.0)
