@@ -242,13 +242,14 @@ CASES: Final[list[Invalid]] = [
         edited(("analysis.guards[1].metric", "latencyP999")),
         "spec.analysis.guards[1].metric",
         "metric must be one of errorRate, latencyP50, latencyP90, latencyP95, latencyP99, latencyMean, "
-        "predictionPSI, predictionKS, or the guard must give a custom query",
+        "predictionPSI, predictionKS, nullPredictionRate, accuracy, or the guard must give a custom query",
     ),
     Invalid(
         "guard-without-threshold",
         edited(("analysis.guards[1].maxRatioToStable", DELETE)),
         "spec.analysis.guards[1]",
-        "a guard needs at least one threshold: max, min, maxRatioToStable or maxDeltaToStable",
+        "a guard needs at least one threshold: max, min, maxRatioToStable, maxDeltaToStable, "
+        "minRatioToStable or minDeltaToStable",
     ),
     Invalid(
         "guard-names-duplicate",
@@ -261,6 +262,53 @@ CASES: Final[list[Invalid]] = [
         edited(("analysis.guards[1].metric", "predictionPSI")),
         "spec.analysis.guards[1].metric",
         "predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
+    ),
+    Invalid(
+        "psi-bounded-by-lower-ratio",
+        edited(
+            ("analysis.guards[1].metric", "predictionKS"),
+            ("analysis.guards[1].maxRatioToStable", DELETE),
+            ("analysis.guards[1].minRatioToStable", 0.9),
+        ),
+        "spec.analysis.guards[1].metric",
+        "predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
+    ),
+    Invalid(
+        "guard-immediate-with-for",
+        edited(("analysis.guards[0].immediate", True), ("analysis.guards[0].for", "5m")),
+        "spec.analysis.guards[0].for",
+        "immediate acts on the first failing evaluation, for waits until a guard has failed that long: set one",
+    ),
+    Invalid(
+        "guard-for-not-a-duration",
+        edited(("analysis.guards[0].for", "5 minutes")),
+        "spec.analysis.guards[0].for",
+    ),
+    Invalid(
+        "guard-action-unknown",
+        edited(("analysis.guards[0].action", "page")),
+        "spec.analysis.guards[0].action",
+    ),
+    Invalid(
+        "pause-traffic-on-rollback-guard",
+        edited(("analysis.guards[0].pauseTraffic", "hold")),
+        "spec.analysis.guards[0].pauseTraffic",
+        "pauseTraffic applies only to guards with action: pause",
+    ),
+    Invalid(
+        "pause-traffic-unknown",
+        edited(("analysis.guards[0].action", "pause"), ("analysis.guards[0].pauseTraffic", "drain")),
+        "spec.analysis.guards[0].pauseTraffic",
+    ),
+    Invalid(
+        "guard-min-ratio-zero",
+        edited(("analysis.guards[1].minRatioToStable", 0)),
+        "spec.analysis.guards[1].minRatioToStable",
+    ),
+    Invalid(
+        "override-negative-min-delta",
+        edited(("analysis.guards[0].slices.android", {"minDeltaToStable": -0.05})),
+        "spec.analysis.guards[0].slices.android.minDeltaToStable",
     ),
     Invalid(
         "sequential-on-latency",
@@ -520,5 +568,29 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
                 }
             },
         )
+    ),
+    "runbook-triggers": edited(
+        ("analysis.guards[0].for", "5m"),
+        (
+            "analysis.guards[1]",
+            {"name": "nulls", "metric": "nullPredictionRate", "max": 0, "immediate": True},
+        ),
+        (
+            "analysis.guards[0].slices.android",
+            {"minRatioToStable": 0.9, "minDeltaToStable": 0.05},
+        ),
+    ),
+    "pause-guard-holding": edited(
+        (
+            "analysis.guards[1]",
+            {
+                "name": "accuracy-drop",
+                "metric": "accuracy",
+                "minRatioToStable": 0.95,
+                "action": "pause",
+                "pauseTraffic": "hold",
+                "phases": ["canary"],
+            },
+        ),
     ),
 }

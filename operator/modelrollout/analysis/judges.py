@@ -39,7 +39,7 @@ def required_samples(analysis: Analysis, guard: Guard, slice_name: str) -> int:
 
 def ratio_floor(metric: str, stable_requests: int) -> float:
     """The floor `ratio_to_stable` applies to stable's value for this metric (see DEFAULT_RATIO_FLOOR)."""
-    if metric == "errorRate" and stable_requests > 0:
+    if metric in ("errorRate", "nullPredictionRate") and stable_requests > 0:
         return 1.0 / stable_requests
     return DEFAULT_RATIO_FLOOR
 
@@ -174,12 +174,54 @@ def delta_to_stable(
     )
 
 
+def min_ratio_to_stable(
+    guard: Guard, ratio: float, canary: float, stable: float, *, samples: Samples | None = None
+) -> GuardVerdict:
+    """Fail when canary < ratio x stable (higher is better: accuracy, say)."""
+    threshold = ratio * stable
+    failed = canary < threshold
+    op = "<" if failed else ">="
+    return _verdict(
+        guard,
+        failed,
+        bound="minRatioToStable",
+        threshold=threshold,
+        canary=canary,
+        stable=stable,
+        samples=samples or Samples(),
+        reason=f"{guard.name} {fmt(canary)} {op} {fmt(threshold)} ({fmt(ratio)} x stable {fmt(stable)})",
+    )
+
+
+def min_delta_to_stable(
+    guard: Guard, delta: float, canary: float, stable: float, *, samples: Samples | None = None
+) -> GuardVerdict:
+    """Fail when canary < stable - delta: the candidate dropped more than `delta` below stable."""
+    threshold = stable - delta
+    failed = canary < threshold
+    op = "<" if failed else ">="
+    return _verdict(
+        guard,
+        failed,
+        bound="minDeltaToStable",
+        threshold=threshold,
+        canary=canary,
+        stable=stable,
+        samples=samples or Samples(),
+        reason=f"{guard.name} {fmt(canary)} {op} {fmt(threshold)} (stable {fmt(stable)} - {fmt(delta)})",
+    )
+
+
+LOWER_BOUNDS = frozenset({"min", "minRatioToStable", "minDeltaToStable"})
+"""Bounds a value must stay at or above (the others it must stay at or below)."""
+
+
 def _margin(verdict: GuardVerdict) -> float:
     """How far inside its bound a passing value is, relative to the bound (smaller is closer to failing)."""
     threshold, canary = verdict.threshold, verdict.canary
     assert threshold is not None
     assert canary is not None
-    room = canary - threshold if verdict.bound == "min" else threshold - canary
+    room = canary - threshold if verdict.bound in LOWER_BOUNDS else threshold - canary
     return room / max(abs(threshold), 1e-12)
 
 
@@ -196,12 +238,13 @@ def judge_thresholds(
 ) -> GuardVerdict:
     """Every bound set in `thresholds` against the candidate's value in one slice.
 
-    Relative bounds (ratio, delta) and comparative metrics (PSI, KS: the value itself compares the two)
-    need `min_samples` on both versions; absolute bounds on a plain metric only on the candidate, so a
-    100% step, where stable serves nothing, can still pass. Fail names the first failing bound (max, min,
-    ratio, delta); Pass names the bound with the least room left.
+    Relative bounds (ratio, delta, upper or lower) and comparative metrics (PSI, KS: the value itself
+    compares the two) need `min_samples` on both versions; absolute bounds on a plain metric only on the
+    candidate, so a 100% step, where stable serves nothing, can still pass. Fail names the first failing
+    bound (max, min, the upper ratio and delta, then the lower ones); Pass names the bound with the least
+    room left.
     """
-    relative = thresholds.max_ratio_to_stable is not None or thresholds.max_delta_to_stable is not None
+    relative = thresholds.relative()
     if comparative and relative:
         return inconclusive(
             guard,
@@ -242,6 +285,14 @@ def judge_thresholds(
     if thresholds.max_delta_to_stable is not None and stable is not None:
         verdicts.append(
             delta_to_stable(guard, thresholds.max_delta_to_stable, canary, stable, samples=samples)
+        )
+    if thresholds.min_ratio_to_stable is not None and stable is not None:
+        verdicts.append(
+            min_ratio_to_stable(guard, thresholds.min_ratio_to_stable, canary, stable, samples=samples)
+        )
+    if thresholds.min_delta_to_stable is not None and stable is not None:
+        verdicts.append(
+            min_delta_to_stable(guard, thresholds.min_delta_to_stable, canary, stable, samples=samples)
         )
     if not verdicts:
         return inconclusive(guard, "no threshold applies to this slice", canary=canary, samples=samples)

@@ -15,6 +15,7 @@ from modelrollout.api.common import (
     SpecModel,
     enforce,
     rules_schema,
+    seconds,
     unique,
 )
 
@@ -30,8 +31,14 @@ BUILTIN_METRICS = (
     "latencyMean",
     "predictionPSI",
     "predictionKS",
+    "nullPredictionRate",
+    "accuracy",
 )
+COMPARATIVE_METRICS = ("predictionPSI", "predictionKS")
+"""Metrics whose value already compares the candidate with stable: bounded by max or min only."""
 AnalysisPhase = Literal["shadow", "canary"]
+GuardAction = Literal["rollback", "pause"]
+PauseTraffic = Literal["halt", "hold"]
 
 
 def _all_phases() -> list[AnalysisPhase]:
@@ -66,10 +73,46 @@ class Thresholds(SpecModel):
     """Upper bound on candidate / stable in the same slice and window."""
     max_delta_to_stable: float | None = Field(default=None, ge=0)
     """Upper bound on candidate - stable in the same slice and window."""
+    min_ratio_to_stable: float | None = Field(default=None, gt=0)
+    """Lower bound on candidate / stable, for metrics where higher is better (e.g. 0.95: at most 5% below stable)."""
+    min_delta_to_stable: float | None = Field(default=None, ge=0)
+    """Largest drop below stable allowed: the candidate must reach stable - this (e.g. 0.05 of accuracy)."""
+
+    def bounds(self) -> dict[str, float | None]:
+        """Every bound by its wire name, set or not."""
+        return {
+            "max": self.max,
+            "min": self.min,
+            "maxRatioToStable": self.max_ratio_to_stable,
+            "maxDeltaToStable": self.max_delta_to_stable,
+            "minRatioToStable": self.min_ratio_to_stable,
+            "minDeltaToStable": self.min_delta_to_stable,
+        }
 
     def any_set(self) -> bool:
+        return any(v is not None for v in self.bounds().values())
+
+    def relative(self) -> bool:
+        """Whether a bound relative to stable is set (the judge then needs stable's value too)."""
         return any(
-            v is not None for v in (self.max, self.min, self.max_ratio_to_stable, self.max_delta_to_stable)
+            v is not None
+            for v in (
+                self.max_ratio_to_stable,
+                self.max_delta_to_stable,
+                self.min_ratio_to_stable,
+                self.min_delta_to_stable,
+            )
+        )
+
+    def thresholds(self) -> Thresholds:
+        """Only the bounds, as a plain Thresholds."""
+        return Thresholds(
+            max=self.max,
+            min=self.min,
+            max_ratio_to_stable=self.max_ratio_to_stable,
+            max_delta_to_stable=self.max_delta_to_stable,
+            min_ratio_to_stable=self.min_ratio_to_stable,
+            min_delta_to_stable=self.min_delta_to_stable,
         )
 
 
@@ -80,9 +123,13 @@ class SliceOverride(Thresholds):
     """Minimum samples per version in this slice (default: the guard's or analysis.minSamples)."""
 
 
+_RELATIVE_FIELDS = ("maxRatioToStable", "maxDeltaToStable", "minRatioToStable", "minDeltaToStable")
 _THRESHOLD_SET = Rule(
-    cel="has(self.max) || has(self.min) || has(self.maxRatioToStable) || has(self.maxDeltaToStable)",
-    message="a guard needs at least one threshold: max, min, maxRatioToStable or maxDeltaToStable",
+    cel=" || ".join(f"has(self.{name})" for name in ("max", "min", *_RELATIVE_FIELDS)),
+    message=(
+        "a guard needs at least one threshold: max, min, maxRatioToStable, maxDeltaToStable, "
+        "minRatioToStable or minDeltaToStable"
+    ),
     check=lambda g: g.any_set(),
 )
 _KNOWN_METRIC = Rule(
@@ -92,12 +139,13 @@ _KNOWN_METRIC = Rule(
     field_path=".metric",
 )
 _DISTRIBUTION_BOUNDS = Rule(
-    cel="!(self.metric in ['predictionPSI', 'predictionKS']) || (!has(self.maxRatioToStable) && !has(self.maxDeltaToStable))",
-    message="predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
-    check=lambda g: (
-        g.metric not in ("predictionPSI", "predictionKS")
-        or (g.max_ratio_to_stable is None and g.max_delta_to_stable is None)
+    cel=(
+        f"!(self.metric in {list(COMPARATIVE_METRICS)}) || ("
+        + " && ".join(f"!has(self.{name})" for name in _RELATIVE_FIELDS)
+        + ")"
     ),
+    message="predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",
+    check=lambda g: g.metric not in COMPARATIVE_METRICS or not g.relative(),
     field_path=".metric",
 )
 _SEQUENTIAL_ON_ERRORS = Rule(
@@ -108,27 +156,52 @@ _SEQUENTIAL_ON_ERRORS = Rule(
 )
 
 
-class Guard(Thresholds):
-    """A check run every analysis interval on every slice: a Fail rolls back, per immediate/failureLimit."""
+_IMMEDIATE_OR_FOR = Rule(
+    # `for` is a CEL reserved word: the API server exposes the field to CEL as __for__.
+    cel="!has(self.immediate) || !self.immediate || !has(self.__for__)",
+    message="immediate acts on the first failing evaluation, for waits until a guard has failed that long: set one",
+    check=lambda g: not (g.immediate and g.failing_for is not None),
+    field_path=".for",
+)
+_PAUSE_TRAFFIC_ON_PAUSE = Rule(
+    cel="!has(self.pauseTraffic) || (has(self.action) && self.action == 'pause')",
+    message="pauseTraffic applies only to guards with action: pause",
+    check=lambda g: g.pause_traffic is None or g.action == "pause",
+    field_path=".pauseTraffic",
+)
+_GUARD_RULES = (
+    _THRESHOLD_SET,
+    _KNOWN_METRIC,
+    _SEQUENTIAL_ON_ERRORS,
+    _DISTRIBUTION_BOUNDS,
+    _IMMEDIATE_OR_FOR,
+    _PAUSE_TRAFFIC_ON_PAUSE,
+)
 
-    model_config = ConfigDict(
-        json_schema_extra=rules_schema(
-            _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS, _DISTRIBUTION_BOUNDS
-        )
-    )
+
+class Guard(Thresholds):
+    """A check run every analysis interval on every slice: a Fail rolls back (or pauses), per its trigger."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(*_GUARD_RULES))
 
     name: DnsLabel
     """Guard name, shown in verdicts."""
     metric: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    """Built-in metric (errorRate, latencyP50/P90/P95/P99, latencyMean, predictionPSI, predictionKS) or a name."""
+    """Built-in metric (errorRate, latencyP50/P90/P95/P99, latencyMean, predictionPSI, predictionKS, nullPredictionRate, accuracy) or a name."""
     query: str | None = Field(default=None, min_length=1, max_length=4096)
     """Custom PromQL returning one value per (slice, version); placeholders {namespace} {model} {window} {versions}."""
     test: Literal["threshold", "sequential"] = "threshold"
     """threshold: compare the window's values; sequential: anytime-valid test on error counts (errorRate only)."""
     immediate: bool = False
-    """Roll back on the first failing evaluation (default false)."""
+    """Act on the first failing evaluation (default false)."""
     failure_limit: int = Field(default=2, ge=1, le=100)
-    """Consecutive failing evaluations that roll back when not immediate (default 2)."""
+    """Consecutive failing evaluations before the guard acts, when not immediate (default 2)."""
+    failing_for: Duration | None = Field(default=None, alias="for")
+    """Act only once the guard has failed without a break for this long, e.g. 5m (and failureLimit times)."""
+    action: GuardAction = "rollback"
+    """rollback: every slice back on stable at once; pause: stop, page, and wait for resume or abort (default rollback)."""
+    pause_traffic: PauseTraffic | None = None
+    """With action pause: halt (candidate weight 0, still mirrored and judged in shadow if the spec has one) or hold (weights unchanged) (default halt)."""
     phases: list[AnalysisPhase] = Field(default_factory=_all_phases, min_length=1, max_length=2)
     """Phases in which the guard is judged (default shadow and canary)."""
     min_samples: int | None = Field(default=None, ge=1)
@@ -140,25 +213,22 @@ class Guard(Thresholds):
 
     @model_validator(mode="after")
     def _rules(self) -> Guard:
-        enforce(self, _THRESHOLD_SET, _KNOWN_METRIC, _SEQUENTIAL_ON_ERRORS, _DISTRIBUTION_BOUNDS)
+        enforce(self, *_GUARD_RULES)
         return self
 
     def thresholds_for(self, slice_name: str) -> Thresholds:
         """The thresholds that apply to one slice: the override's where it sets any, else the guard's."""
         override = self.slices.get(slice_name)
         if override is not None and override.any_set():
-            return Thresholds(
-                max=override.max,
-                min=override.min,
-                max_ratio_to_stable=override.max_ratio_to_stable,
-                max_delta_to_stable=override.max_delta_to_stable,
-            )
-        return Thresholds(
-            max=self.max,
-            min=self.min,
-            max_ratio_to_stable=self.max_ratio_to_stable,
-            max_delta_to_stable=self.max_delta_to_stable,
-        )
+            return override.thresholds()
+        return self.thresholds()
+
+    def paused_traffic(self) -> PauseTraffic:
+        """What a pause by this guard does to traffic (halt unless the guard says hold)."""
+        return self.pause_traffic or "halt"
+
+    def failing_for_seconds(self) -> float | None:
+        return seconds(self.failing_for) if self.failing_for is not None else None
 
 
 _GUARDS_UNIQUE = Rule(

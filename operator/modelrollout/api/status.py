@@ -70,7 +70,7 @@ class GuardVerdict(Model):
     threshold: float | None = None
     """The bound the candidate's value was held to (for ratio and delta guards: already scaled by stable)."""
     bound: str | None = None
-    """Which threshold decided: max, min, maxRatioToStable, maxDeltaToStable or sequential."""
+    """Which threshold decided: max, min, maxRatioToStable, maxDeltaToStable, minRatioToStable, minDeltaToStable or sequential."""
     samples: Samples = Field(default_factory=Samples)
     """Samples behind the values."""
     reason: str = ""

@@ -24,7 +24,7 @@ import yaml
 
 from modelrollout.analysis.distributions import psi_noise_floor
 from modelrollout.api.common import seconds
-from modelrollout.api.guards import Guard
+from modelrollout.api.guards import COMPARATIVE_METRICS, Guard
 from modelrollout.api.spec import ModelRolloutSpec, StringMatch
 from modelrollout.api.validation import lint_spec
 from modelrollout.identity import GROUP, KIND, VERSION
@@ -36,7 +36,7 @@ PSI_BUCKETS = len(SCORE_BUCKETS)
 """Buckets of the score histogram modelrollout.serving exports (the `modelrollout` metrics profile)."""
 PER_BUCKET = 10
 """Observations per bucket, on average, below which PSI is mostly sampling noise."""
-COMPARATIVE_METRICS = ("predictionPSI", "predictionKS")
+RELATIVE_BOUNDS = ("maxRatioToStable", "maxDeltaToStable", "minRatioToStable", "minDeltaToStable")
 
 
 @dataclass(frozen=True)
@@ -173,11 +173,10 @@ def _guards(spec: ModelRolloutSpec) -> Iterator[Issue]:
         if guard.metric in COMPARATIVE_METRICS and guard.query is None:
             for name in ["", *guard.slices]:
                 limits = guard.thresholds_for(name) if name else guard
-                if limits.max_ratio_to_stable is not None or limits.max_delta_to_stable is not None:
+                bounds = limits.bounds()
+                field = next((f for f in RELATIVE_BOUNDS if bounds[f] is not None), None)
+                if field is not None:
                     where = f".slices.{name}" if name else ""
-                    field = (
-                        "maxRatioToStable" if limits.max_ratio_to_stable is not None else "maxDeltaToStable"
-                    )
                     yield (
                         "error",
                         f"spec.analysis.guards[{index}]{where}.{field}",
@@ -201,6 +200,37 @@ def _guards(spec: ModelRolloutSpec) -> Iterator[Issue]:
                     f"per version PSI from sampling noise alone varies by about ±{spread:.2g} around "
                     f"{floor:.2g}{bound}. Use at least {wanted}",
                 )
+
+
+def _triggers(spec: ModelRolloutSpec) -> Iterator[Issue]:
+    """Guards whose trigger cannot work as written: labels in shadow, a `for` under one interval, a pause
+    that pages nobody."""
+    interval = seconds(spec.analysis.interval)
+    for index, guard in enumerate(spec.analysis.guards):
+        where = f"spec.analysis.guards[{index}]"
+        if guard.metric == "accuracy" and guard.query is None and "shadow" in guard.phases:
+            yield (
+                "warning",
+                f"{where}.phases",
+                f"guard {guard.name} (accuracy) is judged in shadow, but a mirrored answer is discarded by the "
+                "mesh, so no label ever comes back for it: the guard stays Inconclusive there and holds the "
+                "shadow phase; use phases: [canary]",
+            )
+        duration = guard.failing_for_seconds()
+        if duration is not None and duration < interval:
+            yield (
+                "warning",
+                f"{where}.for",
+                f"{guard.failing_for} is shorter than interval {spec.analysis.interval}: the guard acts after "
+                f"failureLimit ({guard.failure_limit}) failing evaluations, whatever for says",
+            )
+        if guard.action == "pause" and not spec.rollback.notify:
+            yield (
+                "warning",
+                f"{where}.action",
+                f"guard {guard.name} pauses the rollout for a person to decide, but spec.rollback.notify is "
+                "empty: nobody is paged, and the candidate waits until someone looks",
+            )
 
 
 def _readiness(spec: ModelRolloutSpec) -> Iterator[Issue]:
@@ -270,7 +300,8 @@ def _template(spec: ModelRolloutSpec) -> Iterator[Issue]:
 def semantic_issues(spec: ModelRolloutSpec) -> list[Issue]:
     """Findings beyond admission for a spec the API server would accept, in field order."""
     issues: list[Issue] = []
-    for check in (_safety, _template, _readiness, _slices, _strategy, _window, _phases, _guards):
+    checks = (_safety, _template, _readiness, _slices, _strategy, _window, _phases, _guards, _triggers)
+    for check in checks:
         issues.extend(check(spec))
     return issues
 

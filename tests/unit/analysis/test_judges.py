@@ -243,3 +243,57 @@ def test_property_thin_or_unusable_data_never_passes(
 
 def test_thresholds_type_is_the_api_type() -> None:
     assert isinstance(guard(max=1.0).thresholds_for("x"), Thresholds)
+
+
+def test_min_ratio_to_stable_bounds_a_higher_is_better_metric_from_below() -> None:
+    g = guard(name="accuracy-drop", metric="accuracy", min_ratio_to_stable=0.95)
+    fail = judges.min_ratio_to_stable(g, 0.95, 0.82, 0.9, samples=ENOUGH)
+    assert (fail.verdict, fail.bound) == ("Fail", "minRatioToStable")
+    assert fail.threshold == pytest.approx(0.855)
+    assert fail.reason == "accuracy-drop 0.82 < 0.855 (0.95 x stable 0.9)"
+    assert judges.min_ratio_to_stable(g, 0.95, 0.855, 0.9).verdict == "Pass"  # a tie is within the bound
+    assert judges.min_ratio_to_stable(g, 0.95, 0.97, 0.9).verdict == "Pass"
+
+
+def test_min_delta_to_stable_allows_a_drop_of_at_most_the_delta() -> None:
+    g = guard(metric="accuracy", min_delta_to_stable=0.05)
+    fail = judges.min_delta_to_stable(g, 0.05, 0.84, 0.9)
+    assert (fail.verdict, fail.bound) == ("Fail", "minDeltaToStable")
+    assert fail.threshold == pytest.approx(0.85)
+    assert fail.reason == "g 0.84 < 0.85 (stable 0.9 - 0.05)"
+    assert judges.min_delta_to_stable(g, 0.05, 0.86, 0.9).verdict == "Pass"
+
+
+def test_lower_relative_bounds_need_stable_and_report_their_margin() -> None:
+    g = guard(metric="accuracy", min_ratio_to_stable=0.95, min_delta_to_stable=0.1)
+    thin = judges.judge_thresholds(
+        g,
+        g.thresholds_for("x"),
+        canary=0.9,
+        stable=0.9,
+        samples=Samples(stable=10, canary=500),
+        min_samples=100,
+    )
+    assert thin.verdict == "Inconclusive", "a bound relative to stable needs stable's samples too"
+    passing = judges.judge_thresholds(
+        g, g.thresholds_for("x"), canary=0.87, stable=0.9, samples=ENOUGH, min_samples=100
+    )
+    # 0.95 x 0.9 = 0.855 leaves 0.015 of room; 0.9 - 0.1 = 0.8 leaves 0.07: the ratio is the tighter one.
+    assert (passing.verdict, passing.bound) == ("Pass", "minRatioToStable")
+    failing = judges.judge_thresholds(
+        g, g.thresholds_for("x"), canary=0.79, stable=0.9, samples=ENOUGH, min_samples=100
+    )
+    assert (failing.verdict, failing.bound) == ("Fail", "minRatioToStable")
+    missing = judges.judge_thresholds(
+        g, g.thresholds_for("x"), canary=0.9, stable=None, samples=ENOUGH, min_samples=100
+    )
+    assert missing.verdict == "Inconclusive"
+
+
+def test_lower_relative_bounds_have_per_slice_overrides() -> None:
+    g = guard(metric="accuracy", min_ratio_to_stable=0.95, slices={"android": {"minDeltaToStable": 0.02}})
+    assert g.thresholds_for("ios").min_ratio_to_stable == 0.95
+    android = g.thresholds_for("android")
+    assert (android.min_ratio_to_stable, android.min_delta_to_stable) == (None, 0.02)
+    verdict = judges.judge_thresholds(g, android, canary=0.87, stable=0.9, samples=ENOUGH, min_samples=100)
+    assert (verdict.verdict, verdict.bound) == ("Fail", "minDeltaToStable")

@@ -61,7 +61,7 @@ def test_admission_errors_name_file_document_and_field(
     assert out == [
         f"{path}:2: error: spec.strategy.canary.steps: step weights must strictly ascend",
         f"{path}:2: error: spec.analysis.guards[0]: a guard needs at least one threshold: max, min, "
-        "maxRatioToStable or maxDeltaToStable",
+        "maxRatioToStable, maxDeltaToStable, minRatioToStable or minDeltaToStable",
         f"{path}:3: error: spec.replicas: Input should be greater than or equal to 1",
         f"{path}:4: error: spec.slices: slice names must be unique",
     ]
@@ -256,3 +256,31 @@ def test_the_examples_lint_without_errors(capsys: pytest.CaptureFixture[str]) ->
     code, out, _ = run(*examples, capsys=capsys)
     assert code == 0, out
     assert not [line for line in out if ": error: " in line]
+
+
+def test_triggers_that_cannot_work_as_written_are_warned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = good_spec()  # interval 5s, no notifications
+    spec["analysis"]["guards"] += [
+        {"name": "accuracy-drop", "metric": "accuracy", "minRatioToStable": 0.95, "action": "pause"},
+        {"name": "errors-sustained", "metric": "errorRate", "max": 0.02, "for": "2s"},
+    ]
+    path = write(tmp_path, manifest(spec))
+    code, out, _ = run(path, capsys=capsys)
+    assert code == 0, "warnings only"
+    assert out == [
+        f"{path}:1: warning: spec.analysis.guards[2].phases: guard accuracy-drop (accuracy) is judged in "
+        "shadow, but a mirrored answer is discarded by the mesh, so no label ever comes back for it: the guard "
+        "stays Inconclusive there and holds the shadow phase; use phases: [canary]",
+        f"{path}:1: warning: spec.analysis.guards[2].action: guard accuracy-drop pauses the rollout for a "
+        "person to decide, but spec.rollback.notify is empty: nobody is paged, and the candidate waits until "
+        "someone looks",
+        f"{path}:1: warning: spec.analysis.guards[3].for: 2s is shorter than interval 5s: the guard acts after "
+        "failureLimit (2) failing evaluations, whatever for says",
+    ]
+    spec["analysis"]["guards"][2]["phases"] = ["canary"]
+    spec["analysis"]["guards"][3]["for"] = "5m"
+    spec["rollback"] = {"notify": [{"webhook": {"url": "https://hooks.example.com/oncall"}}]}
+    code, out, _ = run(write(tmp_path, manifest(spec)), capsys=capsys)
+    assert (code, out) == (0, [])
