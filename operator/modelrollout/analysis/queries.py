@@ -24,7 +24,7 @@ from modelrollout.api.guards import AnalysisPhase, Guard
 from modelrollout.api.spec import ModelRolloutSpec
 
 Role = Literal["stable", "canary"]
-Kind = Literal["counts", "buckets", "mean", "scores", "custom"]
+Kind = Literal["counts", "buckets", "mean", "scores", "tally", "custom"]
 SliceKey = tuple[str, Role]
 """(slice name, stable or canary)."""
 
@@ -45,6 +45,9 @@ class Query:
     code_label: str = "code"
     scale: float = 1.0
     """Factor from the metric's unit to seconds (Istio reports milliseconds)."""
+    tally_label: str = ""
+    """For tallies: the label that splits the counter, and the value counted as a hit."""
+    tally_hit: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,23 @@ class Counts:
 
     requests: float
     errors: float
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Events of one slice and version in a window, and how many of them were hits (null answers, correct
+    labels)."""
+
+    total: float
+    hits: float
+
+
+TALLIES: dict[str, tuple[str, str, str]] = {
+    # metric: (counter of the serving library, label that splits it, the value that is a hit)
+    "nullPredictionRate": ("model_predictions_total", "prediction", "null"),
+    "accuracy": ("model_feedback_total", "outcome", "correct"),
+}
+"""Built-in metrics that are a share of one counter of modelrollout.serving: hits / total."""
 
 
 # Windows and escaping ------------------------------------------------------------------------------------
@@ -181,6 +201,13 @@ def _scores_query(sel: _Selectors, window: str) -> Query:
     return Query("scores", f"sum by (slice, version, le) (increase({metric}[{window}]))")
 
 
+def _tally_query(metric: str, sel: _Selectors, window: str) -> Query:
+    # Istio knows nothing of predictions or labels: both profiles read the serving library's counters.
+    counter, label, hit = TALLIES[metric]
+    promql = f"sum by (slice, version, {label}) (increase({counter}{{{sel.modelrollout}}}[{window}]))"
+    return Query("tally", promql, tally_label=label, tally_hit=hit)
+
+
 def custom_promql(template: str, *, namespace: str, model: str, window: str, versions: str) -> str:
     """Fills {namespace} {model} {window} {versions} of a custom query; other braces are PromQL's own.
 
@@ -220,6 +247,8 @@ def _guard_query(
         return _latency_mean_query(spec, sel, window)
     if guard.metric in ("predictionPSI", "predictionKS"):
         return _scores_query(sel, window)
+    if guard.metric in TALLIES:
+        return _tally_query(guard.metric, sel, window)
     raise ValueError(f"guard {guard.name}: unknown metric {guard.metric!r} without a custom query")
 
 
@@ -294,6 +323,20 @@ def decode_counts(
         if _is_error(sample.labels.get(query.code_label)):
             errors[key] += sample.value
     return {key: Counts(requests=requests[key], errors=errors[key]) for key in requests}
+
+
+def decode_tally(
+    samples: Sequence[Sample], query: Query, stable: str, candidate: str, slices: set[str]
+) -> dict[SliceKey, Tally]:
+    """Events and hits (the query's tally label equal to its hit value) per (slice, role); NaN propagates."""
+    totals: dict[SliceKey, float] = {}
+    hits: dict[SliceKey, float] = {}
+    for key, sample in _keyed(samples, query, stable, candidate, slices):
+        totals[key] = totals.get(key, 0.0) + sample.value
+        hits.setdefault(key, 0.0)
+        if sample.labels.get(query.tally_label) == query.tally_hit:
+            hits[key] += sample.value
+    return {key: Tally(total=totals[key], hits=hits[key]) for key in totals}
 
 
 def _le(text: str | None) -> float | None:

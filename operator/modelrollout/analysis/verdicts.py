@@ -15,13 +15,16 @@ from modelrollout.analysis.judges import fmt, inconclusive, judge_thresholds, ra
 from modelrollout.analysis.queries import (
     LATENCY_QUANTILES,
     REQUESTS_KEY,
+    TALLIES,
     Counts,
     Query,
     Role,
+    Tally,
     active_guards,
     decode_buckets,
     decode_counts,
     decode_mean,
+    decode_tally,
     decode_values,
     plan_queries,
     window_seconds,
@@ -128,6 +131,32 @@ def _error_counts(requests: float, errors: float) -> ErrorCounts | None:
     if not (math.isfinite(requests) and math.isfinite(errors)):
         return None  # NaN counts are missing data, judged Inconclusive
     return ErrorCounts.from_floats(requests, errors)
+
+
+def _share(tally: Tally | None) -> float | None:
+    if tally is None:
+        return None
+    return tally.hits / tally.total if tally.total > 0 else math.nan
+
+
+def _tally(ctx: _Context, guard: Guard, slice_name: str, query: Query, samples: list[Sample]) -> GuardVerdict:
+    """A share of one counter: null answers among answers, correct labels among labels received."""
+    tallies = decode_tally(samples, query, ctx.stable, ctx.candidate, ctx.slices)
+    canary, stable = tallies.get((slice_name, "canary")), tallies.get((slice_name, "stable"))
+    found = Samples(
+        stable=_count(stable.total if stable else None), canary=_count(canary.total if canary else None)
+    )
+    if canary is None:
+        return inconclusive(guard, _missing(ctx, slice_name, ["canary"]), samples=found)
+    return judge_thresholds(
+        guard,
+        guard.thresholds_for(slice_name),
+        canary=_share(canary),
+        stable=_share(stable),
+        samples=found,
+        min_samples=required_samples(ctx.spec.analysis, guard, slice_name),
+        floor=ratio_floor(guard.metric, found.stable),
+    )
 
 
 def _window_not_full(ctx: _Context, guard: Guard) -> GuardVerdict | None:
@@ -285,6 +314,8 @@ def _guard_verdict(ctx: _Context, guard: Guard, slice_name: str) -> GuardVerdict
         return _latency_quantile(ctx, guard, slice_name, query, samples)
     if guard.metric == "latencyMean":
         return _latency_mean(ctx, guard, slice_name, query, samples)
+    if guard.metric in TALLIES:
+        return _tally(ctx, guard, slice_name, query, samples)
     return _prediction(ctx, guard, slice_name, query, samples)
 
 

@@ -10,10 +10,12 @@ from modelrollout.serving.app import (
     serve,
 )
 from modelrollout.serving.metrics import ServingMetrics
+from modelrollout.serving.predictions import Prediction
 from modelrollout.serving.slices import SliceClassifier, parse_slices
 
 __all__ = [
     "DEFAULT_SLICE",
+    "Prediction",
     "PredictionError",
     "RequestContext",
     "ServedModel",

@@ -4,6 +4,10 @@ The model loads in the background once the server runs: liveness (`/live`) answe
 model-ready path (default `/ready`) answers 503 with the reason until the model has loaded and its warm-up
 inferences succeeded, then 200; it goes back to 503 if loading fails or the server shuts down. This is what
 the operator's readinessProbe and startupProbe read, so no traffic reaches a replica whose model is cold.
+
+Every answer carries a request id (body `request_id`, header `x-modelrollout-request-id`); POST /feedback
+with that id and the true label, whenever it is known, counts the answer as correct or not for the version
+and slice that gave it (`modelrollout.serving.feedback`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import asyncio
 import enum
 import json
 import logging
-import math
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -21,14 +24,26 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from modelrollout.api.spec import Slice
+from modelrollout.serving.feedback import (
+    Answered,
+    FeedbackError,
+    client_request_id,
+    items_of,
+    judge_item,
+    request_id,
+)
 from modelrollout.serving.metrics import ServingMetrics
+from modelrollout.serving.predictions import NotAPrediction, Prediction, decided_label, interpret
 from modelrollout.serving.slices import SLICES_ENV, SliceClassifier, lowercase_headers, parse_slices
 
 log = logging.getLogger(__name__)
 
 LIVE_PATH = "/live"
 PREDICT_PATH = "/predict"
+FEEDBACK_PATH = "/feedback"
 METRICS_PATH = "/metrics"
+REQUEST_ID_HEADER = "x-modelrollout-request-id"
+CLIENT_REQUEST_ID_HEADER = "x-request-id"
 DEFAULT_READY_PATH = "/ready"
 DEFAULT_PORT = 8080
 PORT_ENV = "MODELROLLOUT_PORT"
@@ -63,8 +78,11 @@ class ServedModel(Protocol):
     async def warmup(self) -> None:
         """Runs a few inferences so the first user request is not slow; raising marks it never ready."""
 
-    async def predict(self, features: Mapping[str, Any], context: RequestContext) -> float:
-        """Scores one request; raise PredictionError to answer with an HTTP error."""
+    async def predict(
+        self, features: Mapping[str, Any], context: RequestContext
+    ) -> float | Prediction | None:
+        """Scores one request: a number, a Prediction (score and/or label), or None when it has no answer
+        (answered as a null prediction); raise PredictionError to answer with an HTTP error."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +98,10 @@ class ServingConfig:
     ready_path: str = DEFAULT_READY_PATH
 
     def __post_init__(self) -> None:
-        if not self.ready_path.startswith("/") or self.ready_path in (LIVE_PATH, PREDICT_PATH, METRICS_PATH):
+        taken = (LIVE_PATH, PREDICT_PATH, FEEDBACK_PATH, METRICS_PATH)
+        if not self.ready_path.startswith("/") or self.ready_path in taken:
             raise ValueError(
-                f"ready path {self.ready_path!r} must start with '/' and differ from "
-                f"{LIVE_PATH}, {PREDICT_PATH} and {METRICS_PATH}"
+                f"ready path {self.ready_path!r} must start with '/' and differ from {', '.join(taken)}"
             )
 
     @classmethod
@@ -143,7 +161,7 @@ CLASSIFIER_KEY = web.AppKey("classifier", SliceClassifier)
 
 
 def create_app(model: ServedModel, config: ServingConfig) -> web.Application:
-    """The aiohttp app serving `model`: ready path, /live, POST /predict and /metrics."""
+    """The aiohttp app serving `model`: ready path, /live, POST /predict, POST /feedback and /metrics."""
     app = web.Application()
     classifier = SliceClassifier(config.slices)
     app[MODEL_KEY] = model
@@ -154,6 +172,7 @@ def create_app(model: ServedModel, config: ServingConfig) -> web.Application:
     app.router.add_get(config.ready_path, _ready)
     app.router.add_get(LIVE_PATH, _live)
     app.router.add_post(PREDICT_PATH, _predict)
+    app.router.add_post(FEEDBACK_PATH, _feedback)
     app.router.add_get(METRICS_PATH, _metrics)
     app.cleanup_ctx.append(_load_in_background)
     app.on_shutdown.append(_stopping)
@@ -226,39 +245,79 @@ async def _predict(request: web.Request) -> web.Response:
     started = asyncio.get_running_loop().time()
     headers = lowercase_headers(request.headers.items())
     slice_name = app[CLASSIFIER_KEY].classify(headers)
-    score: float | None = None
-    status, body = await _answer(request, app, RequestContext(slice_name, headers))
+    status, body, prediction = await _answer(request, app, RequestContext(slice_name, headers))
+    answer_headers: dict[str, str] = {}
     if status == 200:
-        score = float(body["score"])
-    app[METRICS_KEY].observe(slice_name, status, asyncio.get_running_loop().time() - started, score)
-    return web.json_response(body, status=status)
+        config = app[CONFIG_KEY]
+        answered = Answered(
+            model=config.model_name,
+            version=config.model_version,
+            slice=slice_name,
+            label=decided_label(prediction),
+            client_id=client_request_id(headers.get(CLIENT_REQUEST_ID_HEADER)),
+        )
+        body["request_id"] = answer_headers[REQUEST_ID_HEADER] = request_id(answered)
+    score = prediction.score if prediction is not None else None
+    took = asyncio.get_running_loop().time() - started
+    app[METRICS_KEY].observe(slice_name, status, took, score, null=status == 200 and prediction is None)
+    return web.json_response(body, status=status, headers=answer_headers)
+
+
+async def _feedback(request: web.Request) -> web.Response:
+    """Counts true labels for earlier answers: {"request_id", "label"} or {"request_id", "correct"}, or a list."""
+    app = request.app
+    config, metrics = app[CONFIG_KEY], app[METRICS_KEY]
+    try:
+        items = items_of(json.loads(await request.read() or b"null"))
+    except (ValueError, UnicodeDecodeError) as error:
+        return web.json_response(
+            {"accepted": 0, "errors": [f"body is not JSON feedback: {error}"]}, status=400
+        )
+    accepted, errors = 0, []
+    for index, item in enumerate(items):
+        try:
+            judged = judge_item(item, config.model_name, app[CLASSIFIER_KEY].names)
+        except FeedbackError as error:
+            errors.append(f"item {index}: {error}")
+            continue
+        if metrics.observe_feedback(judged.version, judged.slice, judged.correct):
+            accepted += 1
+        else:
+            errors.append(f"item {index}: too many versions to count feedback for on this server")
+    status = 200 if accepted or not items else 400
+    return web.json_response({"accepted": accepted, "errors": errors}, status=status)
 
 
 async def _answer(
     request: web.Request, app: web.Application, context: RequestContext
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, dict[str, Any], Prediction | None]:
+    """The status and body of one prediction request, and the prediction (None: none, or a null one)."""
     config = app[CONFIG_KEY]
     state = app[READINESS_KEY]
     identity = {"model": config.model_name, "version": config.model_version, "slice": context.slice}
     if not state.ready:
-        return 503, {**identity, "error": f"model not ready: {state.reason}"}
+        return 503, {**identity, "error": f"model not ready: {state.reason}"}, None
     try:
         features = json.loads(await request.read() or b"{}")
     except (ValueError, UnicodeDecodeError) as error:
-        return 400, {**identity, "error": f"body is not JSON: {error}"}
+        return 400, {**identity, "error": f"body is not JSON: {error}"}, None
     if not isinstance(features, dict):
-        return 400, {**identity, "error": "body must be a JSON object of features"}
+        return 400, {**identity, "error": "body must be a JSON object of features"}, None
     try:
-        score = await app[MODEL_KEY].predict(features, context)
+        prediction = interpret(await app[MODEL_KEY].predict(features, context))
     except PredictionError as error:
-        return error.status, {**identity, "error": str(error)}
+        return error.status, {**identity, "error": str(error)}, None
+    except NotAPrediction as error:
+        log.error("model returned no prediction: %s", error)
+        return 500, {**identity, "error": f"model returned no prediction: {error}"}, None
     except Exception as error:
         log.exception("prediction failed")
-        return 500, {**identity, "error": f"prediction failed: {type(error).__name__}"}
-    if not isinstance(score, int | float) or isinstance(score, bool) or not math.isfinite(score):
-        log.error("model returned a score that is not a finite number: %r", score)
-        return 500, {**identity, "error": "model returned a score that is not a finite number"}
-    return 200, {**identity, "score": float(score)}
+        return 500, {**identity, "error": f"prediction failed: {type(error).__name__}"}, None
+    # A null prediction is answered as the model gave it (200, score null) and counted as such.
+    body: dict[str, Any] = {**identity, "score": prediction.score if prediction is not None else None}
+    if prediction is not None and prediction.label is not None:
+        body["label"] = prediction.label
+    return 200, body, prediction
 
 
 async def serve(model: ServedModel, config: ServingConfig, *, stop: asyncio.Event | None = None) -> None:

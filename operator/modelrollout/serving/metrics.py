@@ -3,12 +3,17 @@
     model_requests_total{model,version,slice,code}          requests answered, by HTTP status
     model_request_duration_seconds{model,version,slice}    histogram of request durations (1 ms .. 10 s)
     model_prediction_score{model,version,slice}            histogram of returned scores over [0, 1]
+    model_predictions_total{model,version,slice,prediction}  answers (HTTP 200): prediction="value" or "null"
+    model_feedback_total{model,version,slice,outcome}       labels received for earlier answers, by the version
+                                                            and slice that answered: outcome="correct" or
+                                                            "incorrect"
 
 Each app owns its CollectorRegistry, so several apps in one process (tests, the fleet) never share series.
 """
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -16,7 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 REQUESTS = "model_requests_total"
 DURATION = "model_request_duration_seconds"
 SCORE = "model_prediction_score"
+PREDICTIONS = "model_predictions_total"
+FEEDBACK = "model_feedback_total"
 LABELS = ("model", "version", "slice")
+MAX_FEEDBACK_VERSIONS = 16
+"""Versions one server counts feedback for; a bound on series, since request ids come from clients."""
 
 # Dense around typical model latencies so that histogram_quantile's interpolation stays close for p50..p99.
 DURATION_BUCKETS = (
@@ -59,20 +68,77 @@ class ServingMetrics:
             buckets=SCORE_BUCKETS,
             registry=self.registry,
         )
-        for slice_name in slices:
+        self.predictions = Counter(
+            PREDICTIONS,
+            "Answered predictions (HTTP 200), by whether the prediction was usable (value) or null, empty or NaN.",
+            [*LABELS, "prediction"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            FEEDBACK,
+            "True labels received for earlier answers, by the version and slice that answered and whether the "
+            "answer was correct.",
+            [*LABELS, "outcome"],
+            registry=self.registry,
+        )
+        self.slices = list(slices)
+        self._feedback_versions: set[str] = set()
+        # Labels for a version first seen since the last scrape wait for that scrape, which shows its new
+        # series at 0: increase() never sees the first sample of a series, so counting at once would lose them.
+        self._unscraped: set[str] = set()
+        self._pending: Tally[tuple[str, str, str]] = Tally()
+        for slice_name in self.slices:
             for code in PREINITIALISED_CODES:
                 self.requests.labels(model, version, slice_name, code)
             self.duration.labels(model, version, slice_name)
             self.score.labels(model, version, slice_name)
+            for kind in ("value", "null"):
+                self.predictions.labels(model, version, slice_name, kind)
+        self._start_feedback(version)
+        self._unscraped.clear()  # created before any request: the first scrape shows them at 0
 
-    def observe(self, slice_name: str, code: int, duration: float, score: float | None = None) -> None:
-        """Records one answered request; the score only when a prediction was returned."""
+    def _start_feedback(self, version: str) -> bool:
+        """Creates a version's feedback series at 0 (so its first label is an increase); False when full."""
+        if version in self._feedback_versions:
+            return True
+        if len(self._feedback_versions) >= MAX_FEEDBACK_VERSIONS:
+            return False
+        self._feedback_versions.add(version)
+        self._unscraped.add(version)
+        for slice_name in self.slices:
+            for outcome in ("correct", "incorrect"):
+                self.feedback.labels(self.model, version, slice_name, outcome)
+        return True
+
+    def observe(
+        self, slice_name: str, code: int, duration: float, score: float | None = None, null: bool = False
+    ) -> None:
+        """Records one answered request; the score only when one was returned; `null`: a null prediction."""
         labels = (self.model, self.version, slice_name)
         self.requests.labels(*labels, str(code)).inc()
         self.duration.labels(*labels).observe(duration)
+        if code == 200:
+            self.predictions.labels(*labels, "null" if null else "value").inc()
         if score is not None:
             self.score.labels(*labels).observe(score)
 
+    def observe_feedback(self, version: str, slice_name: str, correct: bool) -> bool:
+        """Counts one label for the version and slice that answered; False when that version is over the
+        bound of versions this server counts for."""
+        if not self._start_feedback(version):
+            return False
+        outcome = "correct" if correct else "incorrect"
+        if version in self._unscraped:
+            self._pending[(version, slice_name, outcome)] += 1
+        else:
+            self.feedback.labels(self.model, version, slice_name, outcome).inc()
+        return True
+
     def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The Prometheus text exposition and its content type; a scrape releases labels held back for it."""
+        text = generate_latest(self.registry)
+        for (version, slice_name, outcome), count in self._pending.items():
+            self.feedback.labels(self.model, version, slice_name, outcome).inc(count)
+        self._pending.clear()
+        self._unscraped.clear()
+        return text, CONTENT_TYPE_LATEST

@@ -218,3 +218,36 @@ def test_decode_values_keeps_duplicates_for_the_judge_to_refuse() -> None:
     ]
     out = q.decode_values(samples, q.Query("custom", ""), STABLE, CANDIDATE, {"ios"})
     assert out == {("ios", "canary"): [0.9, 0.8], ("ios", "stable"): [0.95]}
+
+
+def test_null_predictions_and_accuracy_read_the_serving_counters_in_both_profiles() -> None:
+    guards = [
+        {"name": "nulls", "metric": "nullPredictionRate", "max": 0},
+        {"name": "accuracy", "metric": "accuracy", "minRatioToStable": 0.95, "phases": ["canary"]},
+    ]
+    sel = 'namespace="ml",model="recommender",version=~"v1\\\\.4|v1\\\\.5"'
+    for profile in ("modelrollout", "istio"):
+        p = plan(guards, profile=profile)
+        nulls, accuracy = p.queries["nulls"], p.queries["accuracy"]
+        assert nulls.promql == (
+            f"sum by (slice, version, prediction) (increase(model_predictions_total{{{sel}}}[60s]))"
+        )
+        assert (nulls.kind, nulls.tally_label, nulls.tally_hit) == ("tally", "prediction", "null")
+        assert accuracy.promql == (
+            f"sum by (slice, version, outcome) (increase(model_feedback_total{{{sel}}}[60s]))"
+        )
+        assert (accuracy.tally_label, accuracy.tally_hit) == ("outcome", "correct")
+        assert nulls.version_label == "version"
+
+
+def test_decode_tally_counts_hits_and_totals_per_slice_and_version() -> None:
+    query = q.Query("tally", "", tally_label="outcome", tally_hit="correct")
+    samples = [
+        Sample({"slice": "ios", "version": "v1", "outcome": "correct"}, 90.0),
+        Sample({"slice": "ios", "version": "v1", "outcome": "incorrect"}, 10.0),
+        Sample({"slice": "ios", "version": "v2", "outcome": "incorrect"}, 5.0),
+        Sample({"slice": "ios", "version": "v9", "outcome": "correct"}, 7.0),  # neither version
+        Sample({"slice": "elsewhere", "version": "v1", "outcome": "correct"}, 7.0),  # no such slice
+    ]
+    found = q.decode_tally(samples, query, "v1", "v2", {"ios", "default"})
+    assert found == {("ios", "stable"): q.Tally(100.0, 90.0), ("ios", "canary"): q.Tally(5.0, 0.0)}

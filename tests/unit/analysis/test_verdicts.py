@@ -330,3 +330,65 @@ def test_distributions_wait_for_a_window_that_lies_inside_the_stage() -> None:
     assert "full 10s window" in psi.reason
     grown = judge(spec, "shadow", S, C, {"psi": scores}, NOW, since=NOW - timedelta(seconds=11))
     assert grown.slices["default"].verdict == "Pass"
+
+
+def tally(table: dict[tuple[str, str], tuple[float, float]], label: str, hit: str, miss: str) -> list[Sample]:
+    """Samples of a tally query from {(slice, version): (total, hits)}."""
+    out = []
+    for (slice_name, version), (total, hits) in table.items():
+        base = {"slice": slice_name, "version": version}
+        out += [Sample({**base, label: hit}, hits), Sample({**base, label: miss}, total - hits)]
+    return out
+
+
+def test_null_predictions_in_one_slice_fail_it_with_the_share_as_evidence() -> None:
+    spec = make_spec([{"name": "null-predictions", "metric": "nullPredictionRate", "max": 0}])
+    data = tally(
+        {
+            ("ios", S): (800, 0),
+            ("ios", C): (300, 0),
+            ("android", S): (800, 0),
+            ("android", C): (300, 60),
+            ("default", S): (800, 0),
+            ("default", C): (300, 0),
+        },
+        "prediction",
+        "null",
+        "value",
+    )
+    result = judge(spec, "canary", S, C, {"null-predictions": data}, NOW)
+    assert result.failing() == ["android"]
+    guard = result.slices["android"].guards[0]
+    assert (guard.verdict, guard.bound, guard.canary, guard.stable) == ("Fail", "max", 0.2, 0.0)
+    assert (guard.samples.stable, guard.samples.canary) == (800, 300)
+    assert guard.reason == "null-predictions 0.2 > max 0"
+    assert result.slices["ios"].verdict == "Pass"
+
+
+def test_accuracy_from_labels_fails_a_relative_drop_and_needs_labels_on_both_versions() -> None:
+    spec = make_spec(
+        [{"name": "accuracy-drop", "metric": "accuracy", "minRatioToStable": 0.95, "phases": ["canary"]}],
+        min_samples=200,
+    )
+    data = tally(
+        {
+            ("ios", S): (1000, 900),
+            ("ios", C): (400, 362),
+            ("android", S): (1000, 900),
+            ("android", C): (400, 331),
+            ("default", S): (50, 45),
+            ("default", C): (400, 360),
+        },
+        "outcome",
+        "correct",
+        "incorrect",
+    )
+    result = judge(spec, "canary", S, C, {"accuracy-drop": data}, NOW)
+    android = result.slices["android"].guards[0]
+    assert (android.verdict, android.bound) == ("Fail", "minRatioToStable")
+    assert android.canary == pytest.approx(331 / 400)
+    assert android.threshold == pytest.approx(0.95 * 0.9)
+    assert result.slices["ios"].verdict == "Pass"
+    default = result.slices["default"].guards[0]
+    assert default.verdict == "Inconclusive", "50 labels on stable are too few for a bound relative to it"
+    assert "too few samples (canary 400, stable 50" in default.reason

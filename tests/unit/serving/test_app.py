@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.api.spec import Slice
-from modelrollout.serving import PredictionError, RequestContext, ServingConfig, create_app
+from modelrollout.serving import Prediction, PredictionError, RequestContext, ServingConfig, create_app
 from modelrollout.serving.app import readiness
 from modelrollout.serving.metrics import DURATION_BUCKETS, SCORE_BUCKETS
 
@@ -50,7 +50,7 @@ class GatedModel:
     async def score(self, features: Mapping[str, Any]) -> float:
         return 0.9 if features.get("user_id") == "high" else 0.42
 
-    async def predict(self, features: Mapping[str, Any], context: RequestContext) -> float:
+    async def predict(self, features: Mapping[str, Any], context: RequestContext) -> Any:
         self.seen.append((features, context))
         if features.get("fail"):
             raise PredictionError("simulated failure")
@@ -58,6 +58,10 @@ class GatedModel:
             raise ZeroDivisionError("bug")
         if features.get("nan"):
             return float("nan")
+        if "label" in features:
+            return Prediction(label=features["label"])
+        if "answer" in features:  # whatever the test wants the model to return
+            return features["answer"]
         return await self.score(features)
 
 
@@ -203,7 +207,8 @@ async def test_predict_returns_score_and_version_and_passes_the_slice(
         (b"[1, 2]", 400),
         (json.dumps({"fail": True}).encode(), 500),
         (json.dumps({"crash": True}).encode(), 500),
-        (json.dumps({"nan": True}).encode(), 500),
+        (json.dumps({"answer": {"not": "a prediction"}}).encode(), 500),
+        (json.dumps({"answer": "positive"}).encode(), 500),
     ],
 )
 async def test_errors_answer_with_status(
@@ -224,8 +229,8 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return out
 
 
-def _key(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
-    return name, frozenset({"model": "recommender", "version": "v2", **labels}.items())
+def _key(name: str, version: str = "v2", **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset({"model": "recommender", "version": version, **labels}.items())
 
 
 async def test_metrics_have_the_profile_names_and_labels(
@@ -277,7 +282,9 @@ async def test_metrics_have_the_profile_names_and_labels(
     assert samples[_key("model_prediction_score_sum", slice="ios")] == pytest.approx(1.32)
 
     labels_seen = {
-        frozenset(dict(labels)) - {"le", "code"} for name, labels in samples if name.startswith("model_")
+        frozenset(dict(labels)) - {"le", "code", "prediction", "outcome"}
+        for name, labels in samples
+        if name.startswith("model_")
     }
     assert labels_seen == {frozenset({"model", "version", "slice"})}
 
@@ -306,3 +313,137 @@ async def test_readiness_drops_when_the_server_shuts_down() -> None:
         await _make_ready(model, client)
     assert readiness(app).state.value == "stopping"
     assert not readiness(app).ready
+
+
+async def _predictions(client: TestClient[Any, Any]) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return _samples(await (await client.get("/metrics")).text())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"nan": True}, {"answer": None}, {"answer": []}, {"answer": ""}, {"answer": float("inf")}],
+    ids=["nan", "null", "empty-list", "empty-string", "infinite"],
+)
+async def test_a_null_prediction_is_answered_as_given_and_counted(
+    serving: tuple[GatedModel, TestClient[Any, Any]], body: dict[str, Any]
+) -> None:
+    """A broken artifact answers 200 with nothing in it: the answer says so, and the counter sees it."""
+    model, client = serving
+    await _make_ready(model, client)
+    response = await client.post("/predict", data=json.dumps(body), headers={"x-platform": "android"})
+    assert response.status == 200
+    answer = await response.json()
+    assert answer["score"] is None
+    assert answer["request_id"].startswith("mr1.")
+    await client.post("/predict", json={"user_id": "high"}, headers={"x-platform": "android"})
+    samples = await _predictions(client)
+    assert samples[_key("model_predictions_total", slice="android", prediction="null")] == 1
+    assert samples[_key("model_predictions_total", slice="android", prediction="value")] == 1
+    assert samples[_key("model_requests_total", slice="android", code="200")] == 2
+    # Series exist for every slice from the start, so the first null is an increase from 0.
+    assert samples[_key("model_predictions_total", slice="ios", prediction="null")] == 0
+    assert samples[_key("model_prediction_score_count", slice="android")] == 1, "a null has no score"
+
+
+async def _answer(client: TestClient[Any, Any], body: dict[str, Any], platform: str) -> dict[str, Any]:
+    response = await client.post("/predict", json=body, headers={"x-platform": platform})
+    assert response.status == 200
+    answer: dict[str, Any] = await response.json()
+    assert response.headers["x-modelrollout-request-id"] == answer["request_id"]
+    return answer
+
+
+async def test_feedback_counts_correct_and_incorrect_for_the_version_and_slice_that_answered(
+    serving: tuple[GatedModel, TestClient[Any, Any]],
+) -> None:
+    model, client = serving
+    await _make_ready(model, client)
+    high = await _answer(client, {"user_id": "high"}, "ios")  # 0.9: decides label "1"
+    low = await _answer(client, {"user_id": "low"}, "ios")  # 0.42: decides "0"
+    labelled = await _answer(client, {"label": "cat"}, "android")
+    null = await _answer(client, {"answer": None}, "android")
+    items = [
+        {"request_id": high["request_id"], "label": 1},
+        {"request_id": low["request_id"], "label": True},
+        {"request_id": labelled["request_id"], "label": "cat"},
+        {"request_id": null["request_id"], "label": 0},
+        {"request_id": low["request_id"], "correct": True},
+    ]
+    response = await client.post("/feedback", json=items)
+    assert response.status == 200
+    assert await response.json() == {"accepted": 5, "errors": []}
+    samples = await _predictions(client)
+    assert samples[_key("model_feedback_total", slice="ios", outcome="correct")] == 2
+    assert samples[_key("model_feedback_total", slice="ios", outcome="incorrect")] == 1
+    assert samples[_key("model_feedback_total", slice="android", outcome="correct")] == 1
+    assert samples[_key("model_feedback_total", slice="android", outcome="incorrect")] == 1, "null is wrong"
+    assert samples[_key("model_feedback_total", slice="default", outcome="correct")] == 0
+
+
+async def test_feedback_for_another_version_counts_under_that_version() -> None:
+    """Labels reach any replica the mesh picks: the one that answered may be another version, or gone."""
+    answering, receiving = GatedModel(), GatedModel()
+    other = ServingConfig(model_name="recommender", model_version="v1", slices=SLICES, host="127.0.0.1")
+    async with (
+        TestClient(TestServer(create_app(answering, CONFIG), host="127.0.0.1")) as v2,
+        TestClient(TestServer(create_app(receiving, other), host="127.0.0.1")) as v1,
+    ):
+        await _make_ready(answering, v2)
+        answer = await _answer(v2, {"user_id": "high"}, "android")
+        response = await v1.post("/feedback", json={"request_id": answer["request_id"], "label": "1"})
+        assert (await response.json())["accepted"] == 1
+        first = await _predictions(v1)
+        second = await _predictions(v1)
+    # v1 had no v2 series yet: the first scrape shows them at 0 (increase() cannot see a series' first
+    # sample), the next one the label.
+    assert first[_key("model_feedback_total", "v2", slice="android", outcome="correct")] == 0
+    assert first[_key("model_feedback_total", "v2", slice="ios", outcome="incorrect")] == 0
+    assert second[_key("model_feedback_total", "v2", slice="android", outcome="correct")] == 1
+    assert second[_key("model_feedback_total", "v1", slice="android", outcome="correct")] == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [
+        ({"label": 1}, "request_id must be a string"),
+        ({"request_id": "mr1.!!!", "label": 1}, "cannot decode"),
+        ({"request_id": "REQUEST", "label": 1, "correct": True}, "exactly one of"),
+        ({"request_id": "REQUEST"}, "exactly one of"),
+        ({"request_id": "REQUEST", "correct": "yes"}, "true or false"),
+        ({"request_id": "REQUEST", "label": ""}, "empty"),
+        ({"request_id": "REQUEST", "label": [1]}, "a label is text"),
+        ([], None),
+    ],
+)
+async def test_feedback_that_cannot_be_counted_is_refused_with_the_reason(
+    serving: tuple[GatedModel, TestClient[Any, Any]], item: Any, says: str | None
+) -> None:
+    model, client = serving
+    await _make_ready(model, client)
+    answer = await _answer(client, {"user_id": "high"}, "ios")
+    if isinstance(item, dict) and item.get("request_id") == "REQUEST":
+        item = {**item, "request_id": answer["request_id"]}
+    response = await client.post("/feedback", json=item)
+    body = await response.json()
+    if says is None:
+        assert (response.status, body) == (200, {"accepted": 0, "errors": []})
+        return
+    assert response.status == 400
+    assert body["accepted"] == 0
+    assert says in body["errors"][0]
+    samples = await _predictions(client)
+    assert samples[_key("model_feedback_total", slice="ios", outcome="correct")] == 0
+
+
+async def test_feedback_for_another_model_is_refused() -> None:
+    model = GatedModel()
+    other = ServingConfig(model_name="ranker", model_version="v2", slices=SLICES, host="127.0.0.1")
+    async with (
+        TestClient(TestServer(create_app(model, CONFIG), host="127.0.0.1")) as client,
+        TestClient(TestServer(create_app(GatedModel(), other), host="127.0.0.1")) as ranker,
+    ):
+        await _make_ready(model, client)
+        answer = await _answer(client, {"user_id": "high"}, "ios")
+        response = await ranker.post("/feedback", json={"request_id": answer["request_id"], "label": 1})
+        assert response.status == 400
+        assert "model 'recommender', not 'ranker'" in (await response.json())["errors"][0]
