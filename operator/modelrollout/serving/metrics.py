@@ -26,6 +26,9 @@ FEEDBACK = "model_feedback_total"
 LABELS = ("model", "version", "slice")
 MAX_FEEDBACK_VERSIONS = 16
 """Versions one server counts feedback for; a bound on series, since request ids come from clients."""
+ZERO_SCRAPES = 2
+"""Scrapes that show a version's new feedback series at 0 before its labels count: Prometheus may drop one
+(a scrape timeout), and a series whose first ingested sample is already 1 never shows that label in increase()."""
 
 # Dense around typical model latencies so that histogram_quantile's interpolation stays close for p50..p99.
 DURATION_BUCKETS = (
@@ -83,9 +86,9 @@ class ServingMetrics:
         )
         self.slices = list(slices)
         self._feedback_versions: set[str] = set()
-        # Labels for a version first seen since the last scrape wait for that scrape, which shows its new
-        # series at 0: increase() never sees the first sample of a series, so counting at once would lose them.
-        self._unscraped: set[str] = set()
+        # Labels for a version first seen here wait until its new series were scraped at 0 (ZERO_SCRAPES
+        # times): increase() never sees the first sample of a series, so counting at once would lose them.
+        self._unscraped: dict[str, int] = {}
         self._pending: Tally[tuple[str, str, str]] = Tally()
         for slice_name in self.slices:
             for code in PREINITIALISED_CODES:
@@ -104,7 +107,7 @@ class ServingMetrics:
         if len(self._feedback_versions) >= MAX_FEEDBACK_VERSIONS:
             return False
         self._feedback_versions.add(version)
-        self._unscraped.add(version)
+        self._unscraped[version] = ZERO_SCRAPES
         for slice_name in self.slices:
             for outcome in ("correct", "incorrect"):
                 self.feedback.labels(self.model, version, slice_name, outcome)
@@ -135,10 +138,12 @@ class ServingMetrics:
         return True
 
     def exposition(self) -> tuple[bytes, str]:
-        """The Prometheus text exposition and its content type; a scrape releases labels held back for it."""
+        """The Prometheus text exposition and its content type; scrapes release labels held back for them."""
         text = generate_latest(self.registry)
-        for (version, slice_name, outcome), count in self._pending.items():
-            self.feedback.labels(self.model, version, slice_name, outcome).inc(count)
-        self._pending.clear()
-        self._unscraped.clear()
+        for version in list(self._unscraped):
+            self._unscraped[version] -= 1
+            if self._unscraped[version] <= 0:
+                del self._unscraped[version]
+        for key in [key for key in self._pending if key[0] not in self._unscraped]:
+            self.feedback.labels(self.model, *key).inc(self._pending.pop(key))
         return text, CONTENT_TYPE_LATEST
