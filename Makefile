@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= healthy
+# Traffic provider of the demo: istio (VirtualService) or gatewayapi (HTTPRoute).
+PROVIDER ?= istio
 PYTEST_ARGS ?=
 # Parallel test workers, each with its own sandbox; the e2e scenarios run one at a time on one of them.
 TEST_WORKERS ?= 3
@@ -11,9 +13,9 @@ TEST_WORKERS ?= 3
 .PHONY: help venv tools crds lint unit integration e2e test demo sandbox-up sandbox-down bench clean
 
 help:
-	@echo "make demo      run a real rollout in the local sandbox (SCENARIO=$(SCENARIO))"
+	@echo "make demo      run a real rollout in the local sandbox (SCENARIO=$(SCENARIO) PROVIDER=$(PROVIDER))"
 	@echo "make test      lint, type-check and run unit, integration and e2e tests against the sandbox"
-	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus, fetch Istio's CRDs"
+	@echo "make tools     build/unpack the pinned control-plane binaries and Prometheus, fetch Istio's and Gateway API's CRDs"
 	@echo "make crds      regenerate crds/ from the pydantic models"
 	@echo "make bench     run the benchmarks (detection latency, queries per tick, writes, memory)"
 
@@ -65,7 +67,7 @@ test: lint tools
 	@$(BIN)/coverage report --skip-empty | grep '^TOTAL' | sed 's/^TOTAL/whole package/'
 
 demo: tools
-	@$(BIN)/modelrollout demo --scenario examples/scenarios/$(SCENARIO).yaml
+	@$(BIN)/modelrollout demo --scenario examples/scenarios/$(SCENARIO).yaml --provider $(PROVIDER)
 
 sandbox-up: tools
 	@$(BIN)/modelrollout sandbox up

@@ -1,5 +1,6 @@
 """Every shipped scenario, end to end in the sandbox: real control plane, real Prometheus, the operator as a
-process, simulated model servers and traffic that follows the live VirtualService.
+process, simulated model servers and traffic that follows the live VirtualService. The healthy, error and
+prediction-shift scenarios also run on the Gateway API provider, with traffic following the live HTTPRoute.
 
 Each test checks the scenario's expected outcome, then what the scenario exists to show (and must never show),
 from the recorded timeline, the traffic counters and the final object, and Argo CD's health of that object.
@@ -23,7 +24,15 @@ pytestmark = pytest.mark.e2e
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 
 
-def run(cluster: Cluster, name: str, tmp_path: Path) -> DemoResult:
+PROVIDERS = pytest.mark.parametrize("provider", ["istio", "gatewayapi"])
+# Per provider: the resource its routes live in, and the object the operator writes there.
+ROUTE_OBJECTS = {
+    "istio": ("virtualservices.networking.istio.io", "virtualservice.networking.istio.io/recommender"),
+    "gatewayapi": ("httproutes.gateway.networking.k8s.io", "httproute.gateway.networking.k8s.io/recommender"),
+}
+
+
+def run(cluster: Cluster, name: str, tmp_path: Path, provider: str = "istio") -> DemoResult:
     runner = DemoRunner(
         SCENARIOS / f"{name}.yaml",
         sandbox=cluster.require_sandbox(),
@@ -31,6 +40,7 @@ def run(cluster: Cluster, name: str, tmp_path: Path) -> DemoResult:
         console=Console(file=(tmp_path / "console.log").open("w"), width=120),
         reports=tmp_path,
         live=False,
+        provider=provider,
     )
     result = asyncio.run(runner.run())
     assert result.ok, (
@@ -38,6 +48,10 @@ def run(cluster: Cluster, name: str, tmp_path: Path) -> DemoResult:
     )
     assert result.report is not None
     assert "<svg" in result.report.read_text()
+    # The routes went through the provider's own kind, and only through it.
+    for which, (resource, written) in ROUTE_OBJECTS.items():
+        found = cluster.kubectl("get", resource, "-n", result.namespace, "-o", "name").stdout.split()
+        assert found == ([written] if which == provider else []), (which, found)
     return result
 
 
@@ -60,8 +74,11 @@ def reasons(result: DemoResult) -> list[str]:
     return [d["reason"] for d in result.status.get("history", [])]
 
 
-def test_healthy_rollout_succeeds_through_shadow_and_every_step(cluster: Cluster, tmp_path: Path) -> None:
-    result = run(cluster, "healthy", tmp_path)
+@PROVIDERS
+def test_healthy_rollout_succeeds_through_shadow_and_every_step(
+    cluster: Cluster, tmp_path: Path, provider: str
+) -> None:
+    result = run(cluster, "healthy", tmp_path, provider)
     assert reasons(result)[-5:] == ["ShadowStarted", "ShadowPassed", "StepPassed", "StepPassed", "Promoted"]
     weights = {s.weight for s in result.timeline if s.phase == "Canary"}
     assert {25, 50} <= weights
@@ -70,8 +87,11 @@ def test_healthy_rollout_succeeds_through_shadow_and_every_step(cluster: Cluster
     assert health(result)[0] == "Healthy"
 
 
-def test_one_slice_error_regression_rolls_back_naming_the_slice(cluster: Cluster, tmp_path: Path) -> None:
-    result = run(cluster, "error-regression", tmp_path)
+@PROVIDERS
+def test_one_slice_error_regression_rolls_back_naming_the_slice(
+    cluster: Cluster, tmp_path: Path, provider: str
+) -> None:
+    result = run(cluster, "error-regression", tmp_path, provider)
     final = ModelRolloutStatus.model_validate(result.status)
     failing = {s.name for s in final.slices if s.verdict == "Fail"}
     assert failing == {"android"}, "only the regressed slice may fail"
@@ -92,10 +112,11 @@ def test_one_slice_latency_regression_rolls_back_naming_the_slice(cluster: Clust
     assert health(result)[0] == "Degraded"
 
 
+@PROVIDERS
 def test_prediction_shift_rolls_back_in_shadow_before_any_user_sees_the_candidate(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tmp_path: Path, provider: str
 ) -> None:
-    result = run(cluster, "prediction-shift", tmp_path)
+    result = run(cluster, "prediction-shift", tmp_path, provider)
     assert "Canary" not in {s.phase for s in result.timeline}, "the shift must be caught in shadow"
     assert result.traffic.total(version="v2", kind="served") == 0, "the candidate answered a user"
     assert result.traffic.total(version="v2", kind="mirrored") > 0

@@ -80,7 +80,7 @@ def _demo(args: argparse.Namespace) -> int:
     from modelrollout.sandbox.scenario import ScenarioError
 
     try:
-        return run_demo(Path(args.scenario), keep=args.keep, console=console)
+        return run_demo(Path(args.scenario), keep=args.keep, console=console, provider=args.provider)
     except (SandboxError, tools.ToolError, ScenarioError, TimeoutError) as error:
         console.print(f"[red]demo failed:[/red] {error}")
         return 1
@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a scenario end to end in the local sandbox")
     demo.add_argument("--scenario", default="examples/scenarios/healthy.yaml", help="scenario file")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running afterwards")
+    demo.add_argument(
+        "--provider",
+        choices=("istio", "gatewayapi"),
+        default=None,
+        help="traffic provider to run the scenario on: istio (VirtualService) or gatewayapi (HTTPRoute); "
+        "default: as the scenario file says",
+    )
     demo.set_defaults(func=_demo)
 
     crds = sub.add_parser("crds", help="generate the CRD YAML from the API models")

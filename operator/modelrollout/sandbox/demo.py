@@ -97,8 +97,10 @@ class DemoRunner:
         live: bool = True,
         keep: bool = False,
         status_refresh: str = "1s",
+        provider: str | None = None,
     ) -> None:
-        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        """`provider` moves a scenario file's traffic to that provider (`scenario.on_provider`)."""
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, provider)
         self.own_sandbox = sandbox is None
         self.sandbox = sandbox or Sandbox(".sandbox")
         self.namespace = namespace or f"demo-{self.scenario.name}"
@@ -424,8 +426,10 @@ def _num(value: Any) -> str:
     return f"{number:.3g}"
 
 
-def run_demo(scenario: Path, keep: bool = False, console: Console | None = None) -> int:
+def run_demo(
+    scenario: Path, keep: bool = False, console: Console | None = None, provider: str | None = None
+) -> int:
     """`modelrollout demo`: exit 0 exactly when the outcome matches the scenario's expectation."""
-    runner = DemoRunner(scenario, console=console, keep=keep)
+    runner = DemoRunner(scenario, console=console, keep=keep, provider=provider)
     result = asyncio.run(runner.run())
     return 0 if result.ok else 1

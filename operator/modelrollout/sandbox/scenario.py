@@ -622,8 +622,42 @@ def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
         raise ScenarioError(f"{source}: invalid scenario:\n  " + "\n  ".join(lines)) from None
 
 
-def load_scenario(path: Path | str) -> Scenario:
-    """Reads and validates a scenario YAML file."""
+PROVIDERS = ("istio", "gatewayapi")
+"""Traffic providers a scenario can run on (`modelrollout demo --provider`)."""
+
+
+def on_provider(document: dict[str, Any], provider: str) -> dict[str, Any]:
+    """The scenario document with its rollout's traffic moved to `provider`.
+
+    Scenarios are written for Istio. For `gatewayapi` the VirtualService becomes an HTTPRoute of the same name,
+    attached, as in Gateway API's mesh mode, to the Service clients call (the first label of the Istio host),
+    with the same backend port. A scenario already on the provider is returned unchanged.
+    """
+    if provider not in PROVIDERS:
+        raise ScenarioError(f"unknown traffic provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    document = copy.deepcopy(document)
+    spec = ((document.get("rollout") or {}).get("spec")) or {}
+    traffic = spec.get("traffic") or {}
+    istio = traffic.get("istio")
+    if provider == "istio" or not isinstance(istio, dict):
+        return document
+    if istio.get("gateways"):
+        raise ScenarioError(
+            "rollout.spec.traffic.istio.gateways: a gateway-bound scenario has no mesh HTTPRoute"
+        )
+    service = str(istio.get("host", "")).split(".", 1)[0]
+    gateway: dict[str, Any] = {
+        "httpRoute": istio.get("virtualService"),
+        "parentRefs": [{"group": "", "kind": "Service", "name": service}],
+    }
+    if "port" in istio:
+        gateway["port"] = istio["port"]
+    spec["traffic"] = {"gatewayAPI": gateway}
+    return document
+
+
+def load_scenario(path: Path | str, provider: str | None = None) -> Scenario:
+    """Reads and validates a scenario YAML file, moved to `provider` when given (see `on_provider`)."""
     path = Path(path)
     try:
         document = yaml.safe_load(path.read_text())
@@ -635,4 +669,6 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError(
             f"{path}: a scenario is a mapping with name, fleet, traffic, rollout, update, expect"
         )
+    if provider is not None:
+        document = on_provider(document, provider)
     return parse_scenario(document, str(path))

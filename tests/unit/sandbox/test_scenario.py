@@ -17,6 +17,7 @@ from modelrollout.sandbox.scenario import (
     ScenarioError,
     derive_headers,
     load_scenario,
+    on_provider,
     parse_condition,
     parse_scenario,
 )
@@ -292,3 +293,25 @@ def test_expectation_failures() -> None:
     assert Expectation(phase="Succeeded", stable_version="v2").failures({"phase": "Succeeded"}) == [
         "stableVersion is None, expected 'v2'"
     ]
+
+
+def test_on_gateway_api_the_scenario_routes_through_an_http_route_on_the_service() -> None:
+    istio = load_scenario(HEALTHY).rollout.spec
+    moved = load_scenario(HEALTHY, "gatewayapi").rollout.spec
+    assert moved.traffic.istio is None
+    gateway = moved.traffic.gateway_api
+    assert gateway is not None
+    assert istio.traffic.istio is not None
+    assert gateway.http_route == istio.traffic.istio.virtual_service
+    assert [(p.group, p.kind, p.name) for p in gateway.parent_refs] == [("", "Service", "recommender")]
+    # Everything else, slices and strategy included, is the scenario as written.
+    assert moved.model_dump(exclude={"traffic"}) == istio.model_dump(exclude={"traffic"})
+    assert load_scenario(HEALTHY, "istio").rollout.spec == istio
+
+
+def test_on_provider_refuses_what_it_cannot_move(document: dict[str, Any]) -> None:
+    with pytest.raises(ScenarioError, match="unknown traffic provider 'linkerd'"):
+        on_provider(document, "linkerd")
+    document["rollout"]["spec"]["traffic"]["istio"]["gateways"] = ["ingress"]
+    with pytest.raises(ScenarioError, match=r"traffic\.istio\.gateways: a gateway-bound scenario"):
+        on_provider(document, "gatewayapi")
