@@ -158,7 +158,14 @@ async def test_follows_routes_weights_and_mirrors(
     servers: dict[str, tuple[TestServer, InstantModel]],
 ) -> None:
     generator = TrafficGenerator(
-        LOADS, Holder(BASE), HOSTS, _endpoints(servers), seed=1, arrival="uniform", refresh_interval=0.1
+        LOADS,
+        Holder(BASE),
+        HOSTS,
+        _endpoints(servers),
+        seed=1,
+        arrival="uniform",
+        refresh_interval=0.1,
+        concurrency=1024,  # routing, not the bound: a loaded machine must not drop requests here
     )
     await generator.start()
     try:
