@@ -29,7 +29,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 venv: $(BIN)/.installed
 
 tools: venv
-	@echo "==> tools: pinned binaries and Istio's CRDs (first run builds/fetches them with Go; later runs reuse the cache)"
+	@echo "==> tools: pinned binaries and Istio's and Gateway API's CRDs (first run builds/fetches them with Go; later runs reuse the cache)"
 	@$(BIN)/modelrollout tools
 
 crds: venv
