@@ -1,4 +1,4 @@
-"""`make bench`: `python -m bench [--only latency|queries|writes|memory] [--runs N]`.
+"""`make bench`: `python -m bench [--only latency|queries|writes|memory|scale] [--runs N] [--scales 100,300,1000]`.
 
 Starts its own sandbox under .sandbox/bench, prints each measurement and writes them to
 .sandbox/bench/results.json. Figures vary with the machine: compare medians and ratios, not single runs.
@@ -12,11 +12,12 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from bench import latency, memory, queries, writes
+from bench import latency, memory, queries, scale, writes
 from bench.common import REPO
 from modelrollout.sandbox.cluster import Sandbox
 
@@ -24,11 +25,18 @@ from modelrollout.sandbox.cluster import Sandbox
 async def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     root = REPO / ".sandbox" / "bench"
+    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
+    started = time.monotonic()
+    if args.only in (None, "scale"):
+        scales = [int(n) for n in args.scales.split(",")]
+        console.print(f"[bold]scale[/bold]: {', '.join(map(str, scales))} rollouts, a fresh sandbox each")
+        results["machine"]["load_average"] = os.getloadavg()
+        results["scale"] = await scale.run(root, scales, console)
+        if args.only == "scale":
+            return _write(root, results, started, console)
     sandbox = Sandbox(root, log=console.print)
     console.print(f"[bold]bench[/bold]: starting a sandbox in {root}")
     await asyncio.to_thread(sandbox.up)
-    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
-    started = time.monotonic()
     try:
         if args.only in (None, "queries"):
             console.print("[bold]queries per tick[/bold]")
@@ -44,7 +52,12 @@ async def main(args: argparse.Namespace) -> int:
             results["memory"] = await memory.run(sandbox, console)
     finally:
         await asyncio.to_thread(sandbox.down)
+    return _write(root, results, started, console)
+
+
+def _write(root: Path, results: dict[str, Any], started: float, console: Console) -> int:
     results["elapsed_seconds"] = time.monotonic() - started
+    root.mkdir(parents=True, exist_ok=True)
     (root / "results.json").write_text(json.dumps(results, indent=2))
     console.print(f"results: {root / 'results.json'}")
     return 0
@@ -52,6 +65,9 @@ async def main(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", choices=["latency", "queries", "writes", "memory"])
+    parser.add_argument("--only", choices=["latency", "queries", "writes", "memory", "scale"])
+    parser.add_argument(
+        "--scales", default="100,300,1000", help="rollout counts of the scale table (default 100,300,1000)"
+    )
     parser.add_argument("--runs", type=int, default=20, help="detection-latency runs (default 20)")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

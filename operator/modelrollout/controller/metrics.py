@@ -18,6 +18,7 @@ VERDICT_VALUE = {"Pass": 1.0, "Inconclusive": 0.0, "Fail": -1.0}
 
 ROLLOUT = ("namespace", "rollout")
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+LATENESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
 
 
 class OperatorMetrics:
@@ -64,12 +65,31 @@ class OperatorMetrics:
             buckets=SECONDS_BUCKETS,
             registry=self.registry,
         )
-        self.queries = c("modelrollout_prometheus_queries_total", "Prometheus queries issued")
+        self.queries = c(
+            "modelrollout_prometheus_queries_total", "Prometheus queries a rollout's analysis needed"
+        )
+        self.prometheus_requests = Counter(
+            "modelrollout_prometheus_requests_total",
+            "Queries sent to Prometheus (a batched query serving many rollouts counts once)",
+            registry=self.registry,
+        )
         self.decisions = c("modelrollout_decisions_total", "Decisions taken, by reason", "reason")
         self.api_writes = Counter(
             "modelrollout_api_writes_total",
             "Kubernetes API writes, by object kind",
             ["kind"],
+            registry=self.registry,
+        )
+        self.api_requests = Counter(
+            "modelrollout_api_requests_total",
+            "Kubernetes API requests made by ticks (reads and writes; watches not counted), by verb and resource",
+            ["verb", "resource"],
+            registry=self.registry,
+        )
+        self.tick_lateness = Histogram(
+            "modelrollout_tick_lateness_seconds",
+            "How late a timed tick started (actual start minus due time); early wake-ups are not counted",
+            buckets=LATENESS_BUCKETS,
             registry=self.registry,
         )
         self.errors = c("modelrollout_reconcile_errors_total", "Ticks that hit an error, by cause", "cause")

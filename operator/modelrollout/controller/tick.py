@@ -57,6 +57,13 @@ class Reconciler:
             for kind, count in self.rt.kube.writes.items():
                 self.rt.metrics.api_writes.labels(kind).inc(count)
             self.rt.kube.writes.clear()
+            for key, count in self.rt.kube.requests.items():
+                verb, _, resource = key.partition(" ")
+                self.rt.metrics.api_requests.labels(verb, resource).inc(count)
+            self.rt.kube.requests.clear()
+            issued = sum(client.queries_issued for client in self.rt.prometheus.clients.values())
+            self.rt.metrics.prometheus_requests.inc(max(0, issued - self.rt.queries_reported))
+            self.rt.queries_reported = issued
 
     async def _tick(self, namespace: str, name: str) -> TickReport:
         rt = self.rt

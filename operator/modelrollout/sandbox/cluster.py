@@ -33,6 +33,8 @@ from modelrollout.sandbox.processes import (
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
 NODE_NAMES = ("kwok-node-1", "kwok-node-2")
+LOAD_SCRAPE_SECONDS = 5
+"""Scrape interval of the `load` job (one synthetic target with every rollout's series)."""
 # Pod IPs handed out by kwok stay on this machine: nothing dials them, and a mistake would stay local.
 POD_CIDR = "127.64.0.0/16"
 SERVICE_CIDR = (
@@ -96,6 +98,10 @@ class Sandbox:
     @property
     def targets_dir(self) -> Path:
         return self.root / "prometheus" / "targets"
+
+    @property
+    def load_targets_dir(self) -> Path:
+        return self.root / "prometheus" / "load-targets"
 
     @property
     def state_file(self) -> Path:
@@ -170,7 +176,14 @@ class Sandbox:
     def _fresh_dirs(self) -> None:
         for sub in ("etcd", "pki", "prometheus", "logs"):
             shutil.rmtree(self.root / sub, ignore_errors=True)
-        for sub in ("etcd", "pki", "prometheus/data", "logs", "prometheus/targets"):
+        for sub in (
+            "etcd",
+            "pki",
+            "prometheus/data",
+            "logs",
+            "prometheus/targets",
+            "prometheus/load-targets",
+        ):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     def _launch(
@@ -324,7 +337,17 @@ class Sandbox:
                     "file_sd_configs": [
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
                     ],
-                }
+                },
+                {
+                    # Load tests' synthetic source: one target with every rollout's series, which takes
+                    # longer to render and ingest than a 1 s interval allows.
+                    "job_name": "load",
+                    "scrape_interval": f"{LOAD_SCRAPE_SECONDS}s",
+                    "scrape_timeout": f"{LOAD_SCRAPE_SECONDS - 1}s",
+                    "file_sd_configs": [
+                        {"files": [str(self.load_targets_dir / "*.json")], "refresh_interval": "1s"}
+                    ],
+                },
             ],
         }
         config_file = self.root / "prometheus" / "prometheus.yml"
@@ -420,12 +443,18 @@ class Sandbox:
         assert self.state is not None
         self._start_prometheus(self.state.binaries["prometheus"], self.state.ports["prometheus"])
 
-    def add_scrape_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
-        """Adds (or replaces) a Prometheus scrape target at runtime through file-based service discovery."""
+    def add_scrape_target(
+        self, name: str, address: str, labels: dict[str, str] | None = None, *, load: bool = False
+    ) -> None:
+        """Adds (or replaces) a Prometheus scrape target at runtime through file-based service discovery.
+
+        `load`: scraped every LOAD_SCRAPE_SECONDS by the `load` job (a load test's synthetic source).
+        """
+        directory = self.load_targets_dir if load else self.targets_dir
         target = [{"targets": [address], "labels": labels or {}}]
-        staging = self.targets_dir / f".{name}.json.tmp"
+        staging = directory / f".{name}.json.tmp"
         staging.write_text(json.dumps(target))
-        staging.rename(self.targets_dir / f"{name}.json")
+        staging.rename(directory / f"{name}.json")
 
     def remove_scrape_target(self, name: str) -> None:
         (self.targets_dir / f"{name}.json").unlink(missing_ok=True)
@@ -520,7 +549,7 @@ def status(root: Path | str) -> dict[str, str]:
 
 
 def _nodes() -> list[dict[str, Any]]:
-    capacity = {"cpu": "32", "memory": "128Gi", "pods": "110"}
+    capacity = {"cpu": "256", "memory": "1Ti", "pods": "2000"}  # room for a 1,000-rollout load test
     return [
         {
             "apiVersion": "v1",

@@ -12,12 +12,18 @@ class OperatorProcess:
     """`modelrollout operator` watching one namespace (or all), with its metrics and health on 127.0.0.1."""
 
     def __init__(
-        self, kubeconfig: Path, namespace: str | None, logs: Path, status_refresh: str = "60s"
+        self,
+        kubeconfig: Path,
+        namespace: str | None,
+        logs: Path,
+        status_refresh: str = "60s",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.kubeconfig = kubeconfig
         self.namespace = namespace
         self.log = logs / f"operator-{namespace or 'all'}.log"
         self.status_refresh = status_refresh
+        self.extra_args = extra_args
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.process: Process | None = None
@@ -33,7 +39,7 @@ class OperatorProcess:
             f"--kubeconfig={self.kubeconfig}",
             *([f"--namespace={self.namespace}"] if self.namespace else []),
             f"--metrics-address={self.metrics_address}", f"--health-address=127.0.0.1:{self.health_port}",
-            f"--status-refresh={self.status_refresh}",
+            f"--status-refresh={self.status_refresh}", *self.extra_args,
         ]  # fmt: skip
         self.process = start("operator", argv, self.log)
         self.starts += 1
