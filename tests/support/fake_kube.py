@@ -85,6 +85,7 @@ class FakeKube:
     ready: dict[Key, int] = field(default_factory=dict)
     """Ready replicas per Deployment; a Deployment not named here is ready at its full size."""
     writes: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
     closed: bool = False
     _version: int = 0
 
@@ -218,6 +219,9 @@ class FakeKube:
             for (ns, _), item in sorted(self.deployments.items())
             if ns == namespace and (item["metadata"].get("labels") or {}).get(ROLLOUT_LABEL) == rollout
         ]
+
+    def watch_deployments(self, namespaces: list[str]) -> None:
+        """The fake's reads are already in memory: nothing to watch."""
 
     async def apply(self, obj: dict[str, Any]) -> None:
         kind, meta = obj["kind"], obj["metadata"]

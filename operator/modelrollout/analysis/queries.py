@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -48,6 +48,13 @@ class Query:
     tally_label: str = ""
     """For tallies: the label that splits the counter, and the value counted as a hit."""
     tally_hit: str = ""
+    shape: str | None = None
+    """The same query for any set of rollouts (BATCH_MATCHERS where the rollout's matchers go, grouped also
+    by the scope labels), or None when it cannot be shared (custom queries)."""
+    scope: tuple[str, str, str] = ("", "", "")
+    """(namespace, model, versions regex) of the rollout this query is for."""
+    scope_labels: tuple[str, str] = ("namespace", "model")
+    """The labels of a batched answer that say which rollout's namespace and model a sample belongs to."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,36 @@ def _guard_query(
     raise ValueError(f"guard {guard.name}: unknown metric {guard.metric!r} without a custom query")
 
 
+BATCH_MATCHERS = "\x00matchers\x00"
+_ISTIO_BATCH = "\x00istio\x00"
+_ISTIO_SCOPE = ("destination_workload_namespace", "destination_canonical_service")
+_BATCH_SELECTORS = _Selectors(modelrollout=BATCH_MATCHERS, istio=_ISTIO_BATCH)
+
+
+def _shaped(query: Query, batch: Query, scope: tuple[str, str, str]) -> Query:
+    """`query` with the shape of its batched form: the matchers left open, grouped by namespace and model too."""
+    if query.kind == "custom" or "sum by (" not in batch.promql:
+        return query  # custom text, or a form whose grouping cannot be widened: this rollout's own query
+    labels = _ISTIO_SCOPE if _ISTIO_BATCH in batch.promql else ("namespace", "model")
+    shape = batch.promql.replace("sum by (", f"sum by ({labels[0]}, {labels[1]}, ").replace(
+        _ISTIO_BATCH, BATCH_MATCHERS
+    )
+    return replace(query, shape=shape, scope=scope, scope_labels=labels)
+
+
+def batch_matchers(scope_labels: tuple[str, str], scopes: Sequence[tuple[str, str, str]]) -> str:
+    """The label matchers selecting every rollout in `scopes` (a superset: answers are filtered per rollout)."""
+    namespaces = promql_string(versions_regex(*sorted({s[0] for s in scopes})))
+    models = promql_string(versions_regex(*sorted({s[1] for s in scopes})))
+    versions = promql_string("|".join(sorted({v for s in scopes for v in s[2].split("|")})))
+    if scope_labels == _ISTIO_SCOPE:
+        return (
+            f'reporter="destination",destination_workload_namespace=~"{namespaces}",'
+            f'destination_canonical_service=~"{models}",destination_version=~"{versions}"'
+        )
+    return f'namespace=~"{namespaces}",model=~"{models}",version=~"{versions}"'
+
+
 def plan_queries(
     spec: ModelRolloutSpec,
     namespace: str,
@@ -271,11 +308,18 @@ def plan_queries(
     since_window = format_range(sequential_window_seconds(since, now))
     queries: dict[str, Query] = {}
     guards = active_guards(spec, phase)
+    scope = (namespace, spec.model.name, versions_regex(stable, candidate))
     for guard in guards:
         guard_window = since_window if guard.test == "sequential" else window
-        queries[guard.name] = _guard_query(spec, guard, sel, namespace, stable, candidate, guard_window)
+        queries[guard.name] = _shaped(
+            _guard_query(spec, guard, sel, namespace, stable, candidate, guard_window),
+            _guard_query(spec, guard, _BATCH_SELECTORS, namespace, stable, candidate, guard_window),
+            scope,
+        )
     if any(g.query is not None for g in guards):
-        queries[REQUESTS_KEY] = _counts_query(spec, sel, window)
+        queries[REQUESTS_KEY] = _shaped(
+            _counts_query(spec, sel, window), _counts_query(spec, _BATCH_SELECTORS, window), scope
+        )
     return QueryPlan(queries=queries, window=window)
 
 

@@ -66,6 +66,8 @@ def _operator(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             verbose=args.verbose,
             status_refresh=args.status_refresh,
+            batch_queries=args.batch_queries == "on",
+            batch_window=args.batch_window,
         )
     )
     return 0
@@ -151,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--log-format", choices=["text", "json"], default="text")
     operator.add_argument(
         "--status-refresh", default="60s", help="how often unchanged evidence is rewritten to status"
+    )
+    operator.add_argument(
+        "--batch-queries",
+        choices=["on", "off"],
+        default="on",
+        help="rollouts sharing a Prometheus and a query shape share one query (default on)",
+    )
+    operator.add_argument(
+        "--batch-window", default="500ms", help="how long a batch waits for more rollouts (default 500ms)"
     )
     operator.add_argument("-v", "--verbose", action="store_true")
     operator.set_defaults(func=_operator)

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from modelrollout.analysis.batch import QueryBatcher
 from modelrollout.controller.metrics import OperatorMetrics
 from modelrollout.controller.outbound import Outbound
 from modelrollout.controller.runtime import Runtime
@@ -30,6 +31,10 @@ class OperatorConfig:
     kubeconfig: str | None = None
     status_refresh: float = 60.0
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    namespaces: list[str] = field(default_factory=list)
+    """Namespaces the operator watches (empty: all)."""
+    batch_window: float | None = None
+    """Seconds a batched query waits for more rollouts; None: every rollout sends its own queries."""
 
 
 @dataclass
@@ -54,11 +59,13 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     kube = await connect(STATE.config.kubeconfig)
+    kube.watch_deployments(STATE.config.namespaces)  # ticks read workloads from the watch, not a LIST each
     STATE.runtime = Runtime(
         kube=kube,
         outbound=Outbound(),
         metrics=STATE.config.metrics,
         status_refresh=STATE.config.status_refresh,
+        batcher=QueryBatcher(window) if (window := STATE.config.batch_window) is not None else None,
     )
 
 
@@ -97,12 +104,15 @@ async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, nam
     namespace = namespace or ""
     key = (namespace, name)
     wake = STATE.wakeups.setdefault(key, asyncio.Event())
+    due: float | None = None
     while not stopped:
         runtime = STATE.runtime
         if runtime is None:
             await asyncio.sleep(0.5)
             continue
         started = time.monotonic()
+        if due is not None and not wake.is_set():
+            runtime.metrics.tick_lateness.observe(max(0.0, started - due))
         wake.clear()
         try:
             report = await Reconciler(runtime).tick(namespace, name)
@@ -111,8 +121,8 @@ async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, nam
             log.exception("%s/%s: reconcile failed; retrying in %.0fs", namespace, name, RETRY_AFTER_ERROR)
             runtime.metrics.errors.labels(namespace, name, "Exception").inc()
             delay = RETRY_AFTER_ERROR
-        remaining = max(0.0, delay - (time.monotonic() - started))
-        await _sleep(wake, stopped, remaining)
+        due = started + delay
+        await _sleep(wake, stopped, max(0.0, due - time.monotonic()))
     STATE.wakeups.pop(key, None)
 
 

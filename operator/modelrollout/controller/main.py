@@ -23,6 +23,8 @@ class OperatorOptions:
     log_format: str = "text"
     verbose: bool = False
     status_refresh: str = "60s"
+    batch_queries: bool = True
+    batch_window: str = "500ms"
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -45,7 +47,11 @@ def run(options: OperatorOptions) -> None:
     metrics = OperatorMetrics()
     handlers.configure(
         handlers.OperatorConfig(
-            kubeconfig=options.kubeconfig, status_refresh=seconds(options.status_refresh), metrics=metrics
+            kubeconfig=options.kubeconfig,
+            namespaces=options.namespaces,
+            status_refresh=seconds(options.status_refresh),
+            metrics=metrics,
+            batch_window=seconds(options.batch_window) if options.batch_queries else None,
         )
     )
     host, port = _split(options.metrics_address)

@@ -88,6 +88,7 @@ async def _analysis(
         status.candidate_version,
         status.step_since or status.phase_since or now,
         now,
+        rt.batcher,
     )
     rt.metrics.observe_analysis(ref.namespace, ref.name, result, time.monotonic() - begun)
     return result

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelrollout.analysis.batch import QueryBatcher
 from modelrollout.analysis.prometheus import PrometheusPool
 from modelrollout.controller.metrics import OperatorMetrics
 from modelrollout.controller.outbound import Outbound
@@ -25,6 +26,9 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """The time a tick decides at (injected by tests, so no test waits for a pause to pass)."""
     prometheus: PrometheusPool = field(default_factory=PrometheusPool)
+    batcher: QueryBatcher | None = None
+    """Shares same-shaped queries across rollouts (None: one set of queries per rollout)."""
+    queries_reported: int = 0
     last_status_write: dict[tuple[str, str], float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     notify_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)

@@ -44,6 +44,7 @@ from modelrollout.identity import (
     VIRTUAL_SERVICE_KIND,
     VIRTUAL_SERVICES,
 )
+from modelrollout.kube.informer import DeploymentInformer
 
 _config: Any = config
 APPLY = "application/apply-patch+yaml"
@@ -138,12 +139,22 @@ class Kube:
         self.apps: Any = client.AppsV1Api(api)
         self.custom: Any = client.CustomObjectsApi(api)
         self.writes: Counter[str] = Counter()
+        self.requests: Counter[str] = Counter()
+        self.informer: DeploymentInformer | None = None
+
+    def watch_deployments(self, namespaces: list[str]) -> None:
+        """Serves list_deployments from a watch from now on (all namespaces when `namespaces` is empty)."""
+        if self.informer is None:
+            self.informer = DeploymentInformer(self.apps, self.api, namespaces)
+            self.informer.start()
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> Kube:
         return await connect(kubeconfig, context)
 
     async def close(self) -> None:
+        if self.informer is not None:
+            await self.informer.stop()
         await self.api.close()
 
     def _plain(self, obj: Any) -> dict[str, Any]:
@@ -151,6 +162,7 @@ class Kube:
 
     # ModelRollouts ---------------------------------------------------------------------------------------
     async def get_rollout(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.requests["get modelrollout"] += 1
         found = await _call(
             f"read {KIND} {namespace}/{name}",
             self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name),
@@ -159,6 +171,7 @@ class Kube:
         return dict(found) if found is not None else None
 
     async def list_rollouts(self, namespace: str | None) -> list[dict[str, Any]]:
+        self.requests["list modelrollout"] += 1
         if namespace:
             call = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         else:
@@ -168,6 +181,7 @@ class Kube:
 
     async def patch_rollout(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patches metadata or spec (commands from the kubectl plugin)."""
+        self.requests["patch modelrollout"] += 1
         result = await _call(
             f"patch {KIND} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object(
@@ -179,6 +193,7 @@ class Kube:
 
     async def patch_rollout_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Replaces the whole status (a JSON patch `add` of /status), so fields the planner cleared disappear."""
+        self.requests["patch modelrollout/status"] += 1
         await _call(
             f"write status of {KIND} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status(
@@ -195,6 +210,10 @@ class Kube:
 
     # Workloads -------------------------------------------------------------------------------------------
     async def list_deployments(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
+        cached = self.informer.deployments(namespace, rollout) if self.informer is not None else None
+        if cached is not None:
+            return cached
+        self.requests["list deployment"] += 1
         found = await _call(
             f"list Deployments of {namespace}/{rollout}",
             self.apps.list_namespaced_deployment(namespace, label_selector=f"{ROLLOUT_LABEL}={rollout}"),
@@ -204,6 +223,7 @@ class Kube:
     async def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply of a Deployment or Service we own."""
         kind, name = obj["kind"], obj["metadata"]["name"]
+        self.requests[f"apply {kind.lower()}"] += 1
         namespace = obj["metadata"]["namespace"]
         if kind == "Deployment":
             patch = self.apps.patch_namespaced_deployment
@@ -218,6 +238,7 @@ class Kube:
         self.writes[kind.lower()] += 1
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
+        self.requests["patch deployment/scale"] += 1
         await _call(
             f"scale Deployment {namespace}/{name}",
             self.apps.patch_namespaced_deployment_scale(
@@ -232,11 +253,13 @@ class Kube:
             ("deployment", self.apps.delete_namespaced_deployment),
             ("service", self.core.delete_namespaced_service),
         ):
+            self.requests[f"delete {kind}"] += 1
             await _call(f"delete {kind} {namespace}/{name}", call(name, namespace), missing_ok=True)
             self.writes[kind] += 1
 
     async def service_versions(self, namespace: str, rollout: str) -> dict[str, str]:
         """Service name -> model version, for the Services of one rollout."""
+        self.requests["list service"] += 1
         found = await _call(
             f"list Services of {namespace}/{rollout}",
             self.core.list_namespaced_service(namespace, label_selector=f"{ROLLOUT_LABEL}={rollout}"),
@@ -268,6 +291,7 @@ class Kube:
         await self._update_route(_HTTP_ROUTE, live, patch)
 
     async def _get_route(self, kind: _RouteKind, namespace: str, name: str) -> dict[str, Any] | None:
+        self.requests[f"get {kind.kind.lower()}"] += 1
         found = await _call(
             f"read {kind.kind} {namespace}/{name}",
             self.custom.get_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name),
@@ -276,6 +300,7 @@ class Kube:
         return dict(found) if found is not None else None
 
     async def _create_route(self, kind: _RouteKind, obj: dict[str, Any]) -> None:
+        self.requests[f"create {kind.kind.lower()}"] += 1
         namespace = obj["metadata"]["namespace"]
         await _call(
             f"create {kind.kind} {namespace}/{obj['metadata']['name']}",
@@ -286,6 +311,7 @@ class Kube:
         self.writes[kind.kind.lower()] += 1
 
     async def _update_route(self, kind: _RouteKind, live: dict[str, Any], patch: dict[str, Any]) -> None:
+        self.requests[f"patch {kind.kind.lower()}"] += 1
         meta = live["metadata"]
         body = {
             **patch,
@@ -307,6 +333,7 @@ class Kube:
 
     # Events ------------------------------------------------------------------------------------------------
     async def create_event(self, rollout: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        self.requests["create event"] += 1
         meta = rollout["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         event = {

@@ -16,6 +16,8 @@ class KubeApi(Protocol):
 
     writes: Counter[str]
     """Writes by kind since the counter was last cleared (the operator exports them; benchmarks read them)."""
+    requests: Counter[str]
+    """API requests (reads and writes) by "verb resource" since last cleared; watches are not counted."""
 
     async def close(self) -> None: ...
 
@@ -36,7 +38,11 @@ class KubeApi(Protocol):
 
     # Workloads
     async def list_deployments(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
-        """Deployments labelled with the rollout's name."""
+        """Deployments labelled with the rollout's name (from the watch once `watch_deployments` ran)."""
+        ...
+
+    def watch_deployments(self, namespaces: list[str]) -> None:
+        """Keeps a watch-fed cache of the rollouts' Deployments that list_deployments reads from then on."""
         ...
 
     async def apply(self, obj: dict[str, Any]) -> None:

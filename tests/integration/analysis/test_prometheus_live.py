@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from modelrollout.analysis.batch import QueryBatcher
 from modelrollout.analysis.prometheus import BadData, ExecutionError, PrometheusClient, Sample, Unavailable
 from modelrollout.analysis.results import AnalysisResult
 from modelrollout.analysis.run import analyze
@@ -217,3 +218,27 @@ async def test_unreachable_port_is_unavailable() -> None:
         )
     assert {v.verdict for v in result.slices.values()} == {"Inconclusive"}
     assert len(result.errors) == result.queries == 5
+
+
+@pytest.mark.parametrize("profile", ["modelrollout", "istio"])
+async def test_batched_queries_judge_exactly_as_a_rollouts_own(
+    prometheus_url: str, exporter: Exporter, profile: str
+) -> None:
+    """The batched form of each query (grouped by namespace and model too) gives the same verdicts and values."""
+    own = await settled(prometheus_url, profile, exporter)
+    spec = make_spec(
+        GUARDS, slices=SLICES[:2], profile=profile, min_samples=100, window="10s", url=prometheus_url
+    )
+    now = datetime.now(UTC)
+    async with PrometheusClient.from_source(spec.analysis.prometheus) as client:
+        batcher = QueryBatcher(window=0.05)
+        unbatched = await analyze(client, spec, NAMESPACE, "canary", STABLE, CANDIDATE, exporter.started, now)
+        batched = await analyze(
+            client, spec, NAMESPACE, "canary", STABLE, CANDIDATE, exporter.started, now, batcher
+        )
+    assert batched.errors == [], batched.errors
+    assert batched.failing() == own.failing() == ["android"], _explain(batched)
+    assert batcher.batches == 5  # every built-in query has a batched form; one batch each
+    for name, verdict in unbatched.slices.items():
+        expected = [(g.name, g.verdict, g.canary, g.stable) for g in verdict.guards]
+        assert [(g.name, g.verdict, g.canary, g.stable) for g in batched.slices[name].guards] == expected
