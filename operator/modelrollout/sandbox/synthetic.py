@@ -46,6 +46,11 @@ class SyntheticSource:
     regressed: dict[str, float] = field(default_factory=dict)
     """Model -> wall time from which its candidate fails REGRESSED_ERRORS of its requests."""
 
+    @property
+    def slice_names(self) -> list[str]:
+        """s0.. and `default`, which takes the requests no slice matches."""
+        return [*(f"s{i}" for i in range(self.slices)), "default"]
+
     def regress(self, model: str, at: float | None = None) -> None:
         self.regressed.setdefault(model, time.time() if at is None else at)
 
@@ -72,8 +77,8 @@ class SyntheticSource:
             model = model_name(index)
             for version in VERSIONS:
                 errors = self._errors(model, version, total, now)
-                for s in range(self.slices):
-                    labels = f'namespace="{self.namespace}",model="{model}",version="{version}",slice="s{s}"'
+                for slice_name in self.slice_names:
+                    labels = f'namespace="{self.namespace}",model="{model}",version="{version}",slice="{slice_name}"'
                     lines.append(f'model_requests_total{{{labels},code="200"}} {total:.3f}')
                     lines.append(f'model_requests_total{{{labels},code="500"}} {errors:.3f}')
                     for le, count in buckets:
