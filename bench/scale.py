@@ -82,7 +82,13 @@ def _rss_mib(pid: int) -> float:
 
 def scrape(address: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """The operator's /metrics as sample name -> sorted labels -> value."""
-    text = httpx.get(f"http://{address}/metrics", timeout=10).text
+    for attempt in range(3):  # a saturated operator answers /metrics slowly
+        try:
+            text = httpx.get(f"http://{address}/metrics", timeout=60).text
+            break
+        except httpx.HTTPError:
+            if attempt == 2:
+                raise
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
