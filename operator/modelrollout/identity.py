@@ -66,6 +66,15 @@ ROUTE_PREFIX = "modelrollout-"
 DEFAULT_SLICE = "default"
 SLICE_HEADER = "x-modelrollout-slice"
 """Set on every routed request: the slice its route decided, for the model server's and Istio's `slice` label."""
+QA_SLICE = "_qa"
+"""The `slice` label of requests the QA override route sent to the candidate: no declared slice (a DNS label)
+can be named so, so no analysis counts them."""
+PREVIEW_SLICE = "_preview"
+"""The `slice` label of requests the blue-green preview route sent to the candidate (left out of analysis)."""
+EXCLUDED_SLICES = (QA_SLICE, PREVIEW_SLICE)
+"""Slice labels of requests that reach a version but are never analysed."""
+OVERRIDE_SUFFIX = ".override"
+"""Owned routes that are not a slice's end in this (a slice name, a DNS label, has no dot)."""
 
 # Derived names --------------------------------------------------------------------------------------------
 MAX_NAME = 63
@@ -100,6 +109,11 @@ def service_host(rollout_name: str, version: str, namespace: str) -> str:
 def route_name(slice_name: str) -> str:
     """The name of the owned route of a slice ('default' for unmatched traffic)."""
     return f"{ROUTE_PREFIX}{slice_name}"
+
+
+def override_route_name(kind: str) -> str:
+    """The name of an owned route that sends requests with a header to the candidate ('qa' or 'preview')."""
+    return f"{ROUTE_PREFIX}{kind}{OVERRIDE_SUFFIX}"
 
 
 def owner_reference(rollout_name: str, uid: str) -> dict[str, Any]:

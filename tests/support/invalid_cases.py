@@ -110,6 +110,7 @@ GATEWAY_API: Final[dict[str, Any]] = {
 ONE_PROVIDER = "set exactly one traffic provider: istio or gatewayAPI"
 ASCEND = "step weights must strictly ascend"
 ONE_MATCH = "exactly one of exact, prefix or regex must be set"
+DELIVERY = "set exactly one delivery strategy: canary or blueGreen"
 GUARD = "analysis.guards"
 
 CASES: Final[list[Invalid]] = [
@@ -152,7 +153,38 @@ CASES: Final[list[Invalid]] = [
         edited(("strategy.canary.steps[0].pause", "5 minutes")),
         "spec.strategy.canary.steps[0].pause",
     ),
-    Invalid("canary-missing", edited(("strategy.canary", DELETE)), "spec.strategy.canary"),
+    Invalid("no-delivery-strategy", edited(("strategy.canary", DELETE)), "spec.strategy", DELIVERY),
+    Invalid(
+        "canary-and-blue-green",
+        edited(("strategy.blueGreen", {"bake": "5m"})),
+        "spec.strategy",
+        DELIVERY,
+    ),
+    Invalid(
+        "bake-not-a-duration",
+        edited(("strategy.canary", DELETE), ("strategy.blueGreen", {"bake": "five minutes"})),
+        "spec.strategy.blueGreen.bake",
+    ),
+    Invalid(
+        "preview-header-uppercase",
+        edited(("strategy.canary", DELETE), ("strategy.blueGreen", {"preview": {"header": "X-Preview"}})),
+        "spec.strategy.blueGreen.preview.header",
+    ),
+    Invalid(
+        "preview-value-two-matches",
+        edited(
+            ("strategy.canary", DELETE),
+            (
+                "strategy.blueGreen",
+                {"preview": {"header": "x-preview", "value": {"exact": "1", "prefix": "1"}}},
+            ),
+        ),
+        "spec.strategy.blueGreen.preview.value",
+        ONE_MATCH,
+    ),
+    Invalid(
+        "qa-override-header-missing", edited(("strategy.qaOverride", {})), "spec.strategy.qaOverride.header"
+    ),
     Invalid(
         "promotion-mode-unknown",
         edited(("strategy.promotion", {"mode": "automatic"})),
@@ -593,4 +625,10 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
             },
         ),
     ),
+    "blue-green-with-preview-and-qa": edited(
+        ("strategy.canary", DELETE),
+        ("strategy.blueGreen", {"preview": {"header": "x-preview", "duration": "1m"}, "bake": "10m"}),
+        ("strategy.qaOverride", {"header": "x-canary-override", "value": {"regex": "true|1"}}),
+    ),
+    "blue-green-defaults": edited(("strategy.canary", DELETE), ("strategy.blueGreen", {})),
 }

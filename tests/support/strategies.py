@@ -59,6 +59,27 @@ def slices(draw: Draw) -> list[dict[str, Any]]:
 
 
 @st.composite
+def header_route(draw: Draw) -> dict[str, Any]:
+    """A header (and optionally its value match) that routes to the candidate."""
+    route: dict[str, Any] = {"header": draw(HEADER)}
+    if draw(st.booleans()):
+        kind = draw(st.sampled_from(["exact", "prefix", "regex"]))
+        route["value"] = {kind: draw(REGEX if kind == "regex" else TEXT)}
+    return route
+
+
+@st.composite
+def blue_green(draw: Draw) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    optional(out, draw, "bake", durations())
+    if draw(st.booleans()):
+        preview = draw(header_route())
+        optional(preview, draw, "duration", durations())
+        out["preview"] = preview
+    return out
+
+
+@st.composite
 def thresholds(draw: Draw, at_least_one: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     optional(out, draw, "max", NUMBER)
@@ -146,6 +167,10 @@ def specs(draw: Draw) -> dict[str, Any]:
         optional(step, draw, "pause", durations())
         steps.append(step)
     strategy: dict[str, Any] = {"canary": {"steps": steps}}
+    if draw(st.booleans()):
+        strategy = {"blueGreen": draw(blue_green())}
+    if draw(st.booleans()):
+        strategy["qaOverride"] = draw(header_route())
     if draw(st.booleans()):
         shadow = {"duration": draw(durations())}
         optional(shadow, draw, "mirrorPercent", POSITIVE)

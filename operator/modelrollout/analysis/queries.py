@@ -133,6 +133,27 @@ def active_guards(spec: ModelRolloutSpec, phase: AnalysisPhase) -> list[Guard]:
     return [g for g in spec.analysis.guards if phase in g.phases]
 
 
+COMPARATIVE_METRICS = ("predictionPSI", "predictionKS")
+"""Metrics whose value itself compares the candidate with stable."""
+
+
+def needs_stable(guard: Guard) -> bool:
+    """Whether judging the guard reads stable's values: a bound relative to stable (for any slice), a metric
+    that compares the two, or the sequential test."""
+    limits = [guard, *guard.slices.values()]
+    relative = any(t.max_ratio_to_stable is not None or t.max_delta_to_stable is not None for t in limits)
+    return relative or guard.metric in COMPARATIVE_METRICS or guard.test == "sequential"
+
+
+def stable_keys(plan: QueryPlan, guards: Sequence[Guard]) -> set[str]:
+    """Plan keys whose answers give stable's values to some guard (REQUESTS_KEY when a custom guard needs
+    stable's sample count)."""
+    keys = {g.name for g in guards if needs_stable(g) and g.name in plan.queries}
+    if any(g.query is not None and needs_stable(g) for g in guards) and REQUESTS_KEY in plan.queries:
+        keys.add(REQUESTS_KEY)
+    return keys
+
+
 # Templates -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Selectors:
@@ -324,6 +345,11 @@ def plan_queries(
 
 
 # Decoders ------------------------------------------------------------------------------------------------
+def role_of(sample: Sample, query: Query, stable: str, candidate: str) -> Role | None:
+    """Whether a sample is the candidate's ('canary') or stable's, by the query's version label."""
+    return _role(sample, query.version_label, stable, candidate)
+
+
 def _role(sample: Sample, label: str, stable: str, candidate: str) -> Role | None:
     version = sample.labels.get(label)
     if version is None and label == "version":

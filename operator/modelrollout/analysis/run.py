@@ -11,7 +11,7 @@ from datetime import datetime
 
 from modelrollout.analysis.batch import QueryBatcher
 from modelrollout.analysis.prometheus import PrometheusClient
-from modelrollout.analysis.queries import Query, plan_queries
+from modelrollout.analysis.queries import Query, active_guards, plan_queries, stable_keys
 from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Unavailable
 from modelrollout.analysis.verdicts import judge
 from modelrollout.api.common import seconds
@@ -42,18 +42,39 @@ async def analyze(
     since: datetime,
     now: datetime,
     batcher: QueryBatcher | None = None,
+    *,
+    baseline_at: datetime | None = None,
 ) -> AnalysisResult:
     """One analysis tick: every guard judged in `phase`, on every slice, evaluated at `now`.
 
-    `since` is the start of the current step (or shadow): sequential guards accumulate evidence from it.
-    Guards with identical PromQL share one query, so the count is at most one per guard (plus one request
+    `since` is the start of the current step (or shadow, or bake): sequential guards accumulate evidence from
+    it. Guards with identical PromQL share one query, so the count is at most one per guard (plus one request
     count query when custom guards need samples and no errorRate guard provides them). With a `batcher`,
     queries of a shape other rollouts share go into one batched query (custom queries stay this rollout's).
+    With `baseline_at` (the blue-green bake, where stable serves nobody) the queries that give some guard
+    stable's values are issued once more at that time, unbatched, and stable's side is read from them.
     """
     plan = plan_queries(spec, namespace, phase, stable, candidate, since, now)
     distinct = plan.distinct()
     interval = seconds(spec.analysis.interval)
-    results = await asyncio.gather(*(_outcome(client, query, now, batcher, interval) for query in distinct))
-    by_query = dict(zip(distinct, results, strict=True))
+    keys = stable_keys(plan, active_guards(spec, phase)) if baseline_at is not None else set()
+    before = list(dict.fromkeys(plan.queries[key] for key in plan.queries if key in keys))
+    results = await asyncio.gather(
+        *(_outcome(client, query, now, batcher, interval) for query in distinct),
+        *(_outcome(client, query, baseline_at, None, interval) for query in before if baseline_at is not None),
+    )
+    by_query = dict(zip(distinct, results[: len(distinct)], strict=True))
+    by_baseline = dict(zip(before, results[len(distinct) :], strict=True))
     outcomes = {key: by_query[query] for key, query in plan.queries.items()}
-    return judge(spec, phase, stable, candidate, outcomes, now, queries=len(distinct), since=since)
+    baseline = {key: by_baseline[query] for key, query in plan.queries.items() if key in keys}
+    return judge(
+        spec,
+        phase,
+        stable,
+        candidate,
+        outcomes,
+        now,
+        queries=len(distinct) + len(before),
+        since=since,
+        baseline=baseline or None,
+    )

@@ -101,9 +101,10 @@ def absolute_log_evalue(canary: ErrorCounts, max_rate: float) -> float:
 
 def alpha_per_slice(spec: ModelRolloutSpec) -> float:
     """analysis.alpha split evenly across the slices judged (declared slices and 'default') and across the
-    stages (shadow and each canary step): each stage starts a fresh test, so without the split a rollout with
+    stages (shadow, and each canary step or the blue-green bake): each stage starts a fresh test, so without the split a rollout with
     shadow and three steps could spend up to four times its budget on false rollbacks (Bonferroni)."""
-    stages = len(spec.strategy.canary.steps) + (1 if spec.strategy.shadow is not None else 0)
+    live = len(spec.strategy.steps()) or 1  # canary steps, or the blue-green bake
+    stages = live + (1 if spec.strategy.shadow is not None else 0)
     return spec.analysis.alpha / (len(spec.slice_names()) * stages)
 
 

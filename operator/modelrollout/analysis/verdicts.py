@@ -27,6 +27,7 @@ from modelrollout.analysis.queries import (
     decode_tally,
     decode_values,
     plan_queries,
+    role_of,
     window_seconds,
 )
 from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Sample, SliceVerdict
@@ -52,6 +53,7 @@ class _Context:
         outcomes: Mapping[str, QueryOutcome],
         now: datetime,
         since: datetime | None = None,
+        baseline: Mapping[str, QueryOutcome] | None = None,
     ) -> None:
         self.spec = spec
         # How long the current stage has run: a window reaching back before it covers young series.
@@ -63,6 +65,15 @@ class _Context:
         # Decoding needs each query's kind, labels and units, not its text: plan with placeholder values.
         self.shapes = plan_queries(spec, "", phase, stable, candidate, now, now).queries
         self.alpha = alpha_per_slice(spec)
+        self.baseline = set(baseline or {})
+        if baseline:
+            merged = dict(outcomes)
+            for key, before in baseline.items():
+                if key in self.shapes:
+                    merged[key] = _with_stable_from(
+                        self.shapes[key], outcomes.get(key), before, stable, candidate
+                    )
+            self.outcomes = merged
 
     def samples_of(self, key: str) -> list[Sample] | str:
         """The samples of a plan key, or why there are none."""
@@ -81,6 +92,18 @@ class _Context:
 
     def version(self, role: Role) -> str:
         return self.candidate if role == "canary" else self.stable
+
+
+def _with_stable_from(
+    query: Query, now: QueryOutcome | None, before: QueryOutcome, stable: str, candidate: str
+) -> QueryOutcome:
+    """The candidate's samples from `now` and stable's from `before` (the window before a blue-green switch)."""
+    if isinstance(before, PrometheusError):
+        return before
+    if now is None or isinstance(now, PrometheusError):
+        return now if now is not None else []
+    ours = [s for s in now if role_of(s, query, stable, candidate) == "canary"]
+    return ours + [s for s in before if role_of(s, query, stable, candidate) == "stable"]
 
 
 def _missing(ctx: _Context, slice_name: str, roles: Sequence[Role]) -> str:
@@ -302,6 +325,13 @@ def _custom(
 
 
 def _guard_verdict(ctx: _Context, guard: Guard, slice_name: str) -> GuardVerdict:
+    verdict = _judged(ctx, guard, slice_name)
+    if guard.name in ctx.baseline and verdict.stable is not None:
+        verdict.reason += " (stable: its window before the switch)"
+    return verdict
+
+
+def _judged(ctx: _Context, guard: Guard, slice_name: str) -> GuardVerdict:
     decoded = ctx.decode(guard.name)
     if isinstance(decoded, str):
         return inconclusive(guard, decoded)
@@ -348,14 +378,16 @@ def judge(
     *,
     queries: int | None = None,
     since: datetime | None = None,
+    baseline: Mapping[str, QueryOutcome] | None = None,
 ) -> AnalysisResult:
     """Verdicts for every slice of the spec (declared slices, then 'default') from one tick's outcomes.
 
     `outcomes` maps each guard name judged in `phase` (and REQUESTS_KEY when custom guards are judged) to
     its samples or its error. `queries` is the number of queries issued; by default the number of distinct
-    outcome objects (guards sharing one query share one outcome object).
+    outcome objects (guards sharing one query share one outcome object). `baseline` maps plan keys to their
+    outcome at the blue-green switch: stable's samples are taken from there, the candidate's from `outcomes`.
     """
-    ctx = _Context(spec, phase, stable, candidate, outcomes, now, since)
+    ctx = _Context(spec, phase, stable, candidate, outcomes, now, since, baseline)
     guards = active_guards(spec, phase)
     errors = _errors(outcomes)
     if not guards:

@@ -19,6 +19,12 @@ from modelrollout.api.common import (
     unique,
 )
 from modelrollout.api.guards import Analysis
+from modelrollout.api.matching import HEADER_NAME_MESSAGE, HEADER_PATTERN, StringMatch
+from modelrollout.api.strategy import MAX_STEPS as MAX_STEPS
+from modelrollout.api.strategy import CanaryStep as CanaryStep
+from modelrollout.api.strategy import CanaryStrategy as CanaryStrategy
+from modelrollout.api.strategy import ShadowStrategy as ShadowStrategy
+from modelrollout.api.strategy import Strategy
 from modelrollout.api.traffic import (
     MAX_GATEWAY_API_SLICES,
     Traffic,
@@ -26,7 +32,6 @@ from modelrollout.api.traffic import (
 )
 
 MAX_SLICES = 32
-MAX_STEPS = 20
 MAX_FEATURES = 256
 FeatureType = Literal["string", "int", "float", "bool", "bytes", "string[]", "int[]", "float[]"]
 
@@ -98,36 +103,10 @@ class Readiness(SpecModel):
     """How often the readiness and startup probes run (default 5s)."""
 
 
-_ONE_MATCH = Rule(
-    cel="(has(self.exact) ? 1 : 0) + (has(self.prefix) ? 1 : 0) + (has(self.regex) ? 1 : 0) == 1",
-    message="exactly one of exact, prefix or regex must be set",
-    check=lambda m: sum(v is not None for v in (m.exact, m.prefix, m.regex)) == 1,
-)
-
-
-class StringMatch(SpecModel):
-    """A header value match: exactly one of exact, prefix or regex."""
-
-    model_config = ConfigDict(json_schema_extra=rules_schema(_ONE_MATCH))
-
-    exact: str | None = Field(default=None, max_length=256)
-    """Matches the whole value."""
-    prefix: str | None = Field(default=None, max_length=256)
-    """Matches a value starting with this."""
-    regex: str | None = Field(default=None, min_length=1, max_length=256)
-    """Matches an RE2 regular expression."""
-
-    @model_validator(mode="after")
-    def _rules(self) -> StringMatch:
-        enforce(self, _ONE_MATCH)
-        return self
-
-
-_HEADER_PATTERN = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"
 _LOWERCASE_HEADERS = Rule(
-    cel=f"self.headers.all(k, k.matches('{_HEADER_PATTERN}'))",
-    message="header names must be lowercase (letters, digits, '-' and '_'), as Istio compares them",
-    check=lambda m: all(re.fullmatch(_HEADER_PATTERN, k) for k in m.headers),
+    cel=f"self.headers.all(k, k.matches('{HEADER_PATTERN}'))",
+    message=HEADER_NAME_MESSAGE,
+    check=lambda m: all(re.fullmatch(HEADER_PATTERN, k) for k in m.headers),
     field_path=".headers",
 )
 
@@ -168,65 +147,6 @@ class Slice(SpecModel):
     def _rules(self) -> Slice:
         enforce(self, _NOT_DEFAULT)
         return self
-
-
-# Strategy --------------------------------------------------------------------------------------------------
-class ShadowStrategy(SpecModel):
-    """Mirror live traffic to the candidate before any user sees it."""
-
-    mirror_percent: float = Field(default=100.0, gt=0, le=100)
-    """Share of every slice's requests mirrored to the candidate, in percent (default 100)."""
-    duration: Duration
-    """How long the candidate must pass on mirrored traffic before the canary starts."""
-
-
-class CanaryStep(SpecModel):
-    """One canary step: every slice sends `weight` percent to the candidate for at least `pause`."""
-
-    weight: int = Field(ge=1, le=100)
-    """Candidate share of every slice, in percent."""
-    pause: Duration = "1m"
-    """How long every slice must keep passing at this weight before the next step (default 1m)."""
-
-
-_ASCENDING = Rule(
-    cel="self.steps.map(s, s.weight).isSorted() && self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))",
-    message="step weights must strictly ascend",
-    check=lambda c: all(a.weight < b.weight for a, b in zip(c.steps, c.steps[1:], strict=False)),
-    field_path=".steps",
-)
-
-
-class CanaryStrategy(SpecModel):
-    """The stratified canary."""
-
-    model_config = ConfigDict(json_schema_extra=rules_schema(_ASCENDING))
-
-    steps: list[CanaryStep] = Field(min_length=1, max_length=MAX_STEPS)
-    """Steps in order, with strictly ascending weights."""
-
-    @model_validator(mode="after")
-    def _rules(self) -> CanaryStrategy:
-        enforce(self, _ASCENDING)
-        return self
-
-
-class Promotion(SpecModel):
-    """What happens after the last step passes."""
-
-    mode: Literal["auto", "manual"] = "auto"
-    """auto: promote at once; manual: wait for `kubectl modelrollout promote` (default auto)."""
-
-
-class Strategy(SpecModel):
-    """Shadow, canary and promotion."""
-
-    shadow: ShadowStrategy | None = None
-    """Shadow phase (omit to skip it)."""
-    canary: CanaryStrategy
-    """Canary steps."""
-    promotion: Promotion = Field(default_factory=Promotion)
-    """Promotion mode."""
 
 
 # Rollback, gates and the spec ------------------------------------------------------------------------------
@@ -355,7 +275,7 @@ class ModelRolloutSpec(SpecModel):
     slices: list[Slice] = Field(default_factory=list, max_length=MAX_SLICES)
     """Ordered slices; unmatched traffic is the implicit slice 'default'."""
     strategy: Strategy
-    """Shadow, canary steps and promotion."""
+    """Shadow, then canary steps or a blue-green switch, and promotion."""
     analysis: Analysis
     """Per-slice guards."""
     rollback: Rollback = Field(default_factory=Rollback)

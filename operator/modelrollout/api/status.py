@@ -18,6 +18,8 @@ Phase = Literal[
     "Warming",
     "Shadow",
     "Canary",
+    "Preview",
+    "Baking",
     "Promoting",
     "Succeeded",
     "RolledBack",
@@ -26,15 +28,23 @@ Phase = Literal[
     "Failed",
 ]
 # Phase groups: what each part of the product asks of a phase, named once.
-IN_FLIGHT: frozenset[str] = frozenset({"Pending", "Warming", "Shadow", "Canary", "Promoting", "Paused"})
+IN_FLIGHT: frozenset[str] = frozenset(
+    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting", "Paused"}
+)
 """A rollout is under way (a candidate exists and may still be promoted or rolled back)."""
-PROGRESSING: frozenset[str] = frozenset({"Pending", "Warming", "Shadow", "Canary", "Promoting"})
+PROGRESSING: frozenset[str] = frozenset(
+    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting"}
+)
 """The operator is moving the rollout on by itself (in flight and not paused)."""
-JUDGED: frozenset[str] = frozenset({"Shadow", "Canary"})
+JUDGED: frozenset[str] = frozenset({"Shadow", "Canary", "Baking"})
 """Guards are evaluated (also while paused in one of these)."""
-PROMOTABLE: frozenset[str] = frozenset({"Shadow", "Canary"})
+SERVING: frozenset[str] = frozenset({"Canary", "Baking", "Promoting"})
+"""The candidate answers users' requests (by weight)."""
+CARRIES_CANDIDATE: frozenset[str] = frozenset({"Shadow", "Canary", "Preview", "Baking", "Promoting"})
+"""The routes name the candidate: it is model-ready and mirrored to, previewed or serving."""
+PROMOTABLE: frozenset[str] = frozenset({"Shadow", "Canary", "Preview", "Baking"})
 """`promote` moves these on."""
-PAUSABLE: frozenset[str] = frozenset({"Warming", "Shadow", "Canary", "Promoting"})
+PAUSABLE: frozenset[str] = frozenset({"Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting"})
 """`pause` holds these."""
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "RolledBack", "Blocked", "Failed"})
 """Nothing more happens without a new version or a command."""
@@ -175,7 +185,8 @@ class ModelRolloutStatus(Model):
     observed_generation: int | None = None
     """Spec generation the status reflects."""
     phase: Phase | None = None
-    """Pending, Warming, Shadow, Canary, Promoting, Succeeded, RolledBack, Blocked, Paused or Failed."""
+    """Pending, Warming, Shadow, Canary, Preview, Baking, Promoting, Succeeded, RolledBack, Blocked, Paused or
+    Failed."""
     paused_phase: Phase | None = None
     """The phase a paused rollout resumes into."""
     stable_version: str | None = None
@@ -201,7 +212,10 @@ class ModelRolloutStatus(Model):
     phase_since: datetime | None = None
     """When the current phase began."""
     step_since: datetime | None = None
-    """When the current step (or shadow) began."""
+    """When the current step (or shadow, preview or bake) began."""
+    switched_at: datetime | None = None
+    """Blue-green: when every slice was switched to the candidate; relative guards in the bake compare with
+    stable's window ending here."""
     last_analysis: datetime | None = None
     """When slices were last judged."""
     inconclusive_count: int = 0

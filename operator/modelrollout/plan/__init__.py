@@ -7,11 +7,12 @@ No I/O: the controller observes the world, calls `plan`, and applies the actions
 
 from modelrollout.plan.actions import Action, EnsureWorkload, Event, Notify, Plan, RemoveWorkload, SetRoutes
 from modelrollout.plan.capacity import capacity_weight
-from modelrollout.plan.machine import judged_phase, needs, plan
+from modelrollout.plan.machine import AnalysisRequest, analysis_request, judged_phase, needs, plan
 from modelrollout.plan.observations import Commands, GateResult, Needs, Observations, WorkloadState
 
 __all__ = [
     "Action",
+    "AnalysisRequest",
     "Commands",
     "EnsureWorkload",
     "Event",
@@ -23,6 +24,7 @@ __all__ = [
     "RemoveWorkload",
     "SetRoutes",
     "WorkloadState",
+    "analysis_request",
     "capacity_weight",
     "judged_phase",
     "needs",

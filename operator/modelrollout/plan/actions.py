@@ -32,6 +32,10 @@ class SetRoutes:
     candidate: str | None
     weights: dict[str, int]
     mirror_percent: float | None
+    qa: bool = False
+    """The QA override route to the candidate (spec.strategy.qaOverride)."""
+    preview: bool = False
+    """The blue-green preview route to the candidate."""
 
 
 @dataclass(frozen=True)

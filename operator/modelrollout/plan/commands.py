@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelrollout.api.status import FAILED, IN_FLIGHT, PAUSABLE
 from modelrollout.plan.tick import Tick
-from modelrollout.plan.transitions import enter_step, rollback, start
+from modelrollout.plan.transitions import begin_delivery, enter_step, promote_now, rollback, start, switch
 
 
 def apply_commands(t: Tick) -> None:
@@ -50,10 +50,14 @@ def _retry(t: Tick) -> None:
 
 def _promote(t: Tick, full: bool) -> None:
     s = t.status
-    steps = t.spec.strategy.canary.steps
+    steps = t.spec.strategy.steps()
     if s.phase == "Shadow" and not full:
-        enter_step(t, 1, "ManualPromotion", "promoted by a person: shadow skipped")
-    elif s.phase in ("Shadow", "Canary") and (full or s.step >= len(steps)):
+        begin_delivery(t, "ManualPromotion", "promoted by a person: shadow skipped")
+    elif s.phase == "Preview" and not full:
+        _approve_switch(t)
+    elif s.phase == "Baking":
+        promote_now(t, "ManualPromotion")
+    elif s.phase in ("Shadow", "Canary", "Preview") and (full or s.step >= len(steps)):
         t.transition(
             "Promoting", "ManualPromotion", f"promotion of {s.candidate_version} requested by a person"
         )
@@ -61,3 +65,17 @@ def _promote(t: Tick, full: bool) -> None:
         enter_step(t, s.step + 1, "ManualPromotion", f"promoted by a person past step {s.step}")
     else:
         t.note("PromoteIgnored", f"promote ignored in phase {s.phase}")
+
+
+def _approve_switch(t: Tick) -> None:
+    """A person's go for the blue-green switch: at once when every replica is model-ready, never before."""
+    s, spec = t.status, t.spec
+    ready = t.ready(s.candidate_version)
+    if ready < spec.replicas:
+        t.note(
+            "PromoteIgnored",
+            f"promote ignored: {s.candidate_version} has {ready} of {spec.replicas} replicas model-ready and "
+            "the switch needs all of them; promote again once they are",
+        )
+        return
+    switch(t, "ManualPromotion", "switch approved by a person")

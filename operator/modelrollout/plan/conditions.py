@@ -45,7 +45,9 @@ def set_condition(
 
 def awaiting_promotion(status: ModelRolloutStatus) -> bool:
     return (
-        status.phase == "Canary" and bool(status.history) and status.history[-1].reason == AWAITING_PROMOTION
+        status.phase in ("Canary", "Preview")
+        and bool(status.history)
+        and status.history[-1].reason == AWAITING_PROMOTION
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelrollout.api.status import IN_FLIGHT
+from modelrollout.api.status import CARRIES_CANDIDATE, IN_FLIGHT, SERVING
 from modelrollout.plan.actions import EnsureWorkload, RemoveWorkload, SetRoutes
 from modelrollout.plan.tick import Tick
 
@@ -32,23 +32,29 @@ def desired_workloads(t: Tick) -> None:
 
 def desired_routes(t: Tick) -> None:
     """The routes of every slice in one SetRoutes; nothing routes before a stable version is model-ready."""
-    s = t.status
+    s, strategy = t.status, t.spec.strategy
     if s.stable_version is None:
         return
     routed_phase = s.paused_phase if s.phase == "Paused" else s.phase
-    carries_candidate = routed_phase in ("Shadow", "Canary", "Promoting") and s.candidate_version is not None
+    # Only a model-ready candidate is ever named by a route (mirror, preview, QA or weight).
+    carries_candidate = (
+        routed_phase in CARRIES_CANDIDATE and s.candidate_version is not None and t.capped(100) > 0
+    )
     # The last word on weights: whatever the phase (promoting, paused), never more than the
     # candidate's model-ready replicas can carry right now.
     s.canary_weight = t.capped(s.canary_weight)
-    weight = s.canary_weight if carries_candidate else 0
+    weight = s.canary_weight if carries_candidate and routed_phase in SERVING else 0
     mirror = s.mirror_percent if carries_candidate and s.mirror_percent > 0 else None
     for item in s.slices:
         item.canary_weight = weight
+    preview = strategy.blue_green.preview if strategy.blue_green else None
     t.actions.append(
         SetRoutes(
             stable=s.stable_version,
             candidate=s.candidate_version if carries_candidate else None,
             weights=dict.fromkeys(t.spec.slice_names(), weight),
             mirror_percent=mirror,
+            qa=carries_candidate and strategy.qa_override is not None,
+            preview=carries_candidate and routed_phase == "Preview" and preview is not None,
         )
     )

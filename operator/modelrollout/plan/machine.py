@@ -10,25 +10,54 @@ desired workloads and routes (desired) and the conditions (conditions).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from modelrollout.api.common import seconds
+from modelrollout.api.guards import AnalysisPhase
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import IN_FLIGHT, JUDGED, ModelRolloutStatus
 from modelrollout.plan.actions import Plan
 from modelrollout.plan.commands import apply_commands
 from modelrollout.plan.conditions import update_conditions
 from modelrollout.plan.desired import desired_routes, desired_workloads
+from modelrollout.plan.handlers import HANDLERS
 from modelrollout.plan.observations import Needs, Observations
-from modelrollout.plan.phases import HANDLERS
 from modelrollout.plan.tick import Tick
 from modelrollout.plan.transitions import revert_to_stable, start, supersede, undo
 
 
-def judged_phase(status: ModelRolloutStatus) -> str | None:
-    """The phase whose guards apply now ('shadow' or 'canary'), also while paused in it; None when nothing is judged."""
+def judged_phase(status: ModelRolloutStatus) -> AnalysisPhase | None:
+    """The analysis phase whose guards apply now, also while paused in it; None when nothing is judged.
+
+    'shadow' judges mirrored traffic; 'canary' judges the candidate serving users: a canary step or the
+    blue-green bake.
+    """
     phase = status.paused_phase if status.phase == "Paused" else status.phase
-    return phase.lower() if phase in JUDGED else None
+    if phase not in JUDGED:
+        return None
+    return "shadow" if phase == "Shadow" else "canary"
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What one analysis tick must judge: which guards, from when, and where stable's values come from."""
+
+    phase: AnalysisPhase
+    since: datetime
+    """Start of the current stage: sequential guards accumulate from it; histogram windows must fit in it."""
+    baseline_at: datetime | None = None
+    """Blue-green bake: stable serves nobody, so its values come from the window ending at the switch."""
+
+
+def analysis_request(status: ModelRolloutStatus, now: datetime) -> AnalysisRequest | None:
+    """The analysis this tick needs (when `needs` says it is due), or None when nothing is judged."""
+    phase = judged_phase(status)
+    if phase is None:
+        return None
+    routed = status.paused_phase if status.phase == "Paused" else status.phase
+    since = status.step_since or status.phase_since or now
+    return AnalysisRequest(phase, since, status.switched_at if routed == "Baking" else None)
 
 
 def needs(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> Needs:

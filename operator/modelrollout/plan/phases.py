@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from modelrollout.api.common import seconds
 from modelrollout.api.status import JUDGED, VersionRecord
 from modelrollout.plan.capacity import capacity_weight
 from modelrollout.plan.judging import all_passed_for, judge
 from modelrollout.plan.safety import check_rollback_safety
 from modelrollout.plan.tick import Tick
-from modelrollout.plan.transitions import enter_step, promote_now, rollback
+from modelrollout.plan.transitions import begin_delivery, enter_step, promote_now, rollback
 
 
 def _block(t: Tick, reason: str, message: str) -> None:
@@ -80,7 +78,7 @@ def warming(t: Tick) -> None:
     s, spec = t.status, t.spec
     ready = t.ready(s.candidate_version)
     if ready < spec.readiness.min_ready_replicas:
-        _check_load_timeout(t, ready)
+        check_load_timeout(t, ready, spec.readiness.min_ready_replicas)
         return
     if s.stable_version is None:
         promote_now(t, "InitialDeploy")
@@ -95,16 +93,18 @@ def warming(t: Tick) -> None:
             f"{s.mirror_percent:g}% of every slice to it (no user sees its answers)",
         )
     else:
-        enter_step(t, 1, "CanaryStarted", f"{s.candidate_version} has {ready} model-ready replicas")
+        begin_delivery(t, None, f"{s.candidate_version} has {ready} model-ready replicas")
 
 
-def _check_load_timeout(t: Tick, ready: int) -> None:
+def check_load_timeout(t: Tick, ready: int, required: int) -> None:
+    """Rolls back (or fails a first deploy) when `required` replicas are not model-ready within loadTimeout
+    of the phase's start."""
     s, spec = t.status, t.spec
     budget = seconds(spec.readiness.load_timeout)
     if s.phase_since is None or (t.now - s.phase_since).total_seconds() <= budget:
         return
     message = (
-        f"{s.candidate_version} had {ready} of {spec.readiness.min_ready_replicas} required model-ready "
+        f"{s.candidate_version} had {ready} of {required} required model-ready "
         f"replicas after loadTimeout {spec.readiness.load_timeout}"
     )
     if s.stable_version is None:
@@ -119,7 +119,7 @@ def shadow(t: Tick) -> None:
     if judge(t) or strategy is None:
         return
     if all_passed_for(t, seconds(strategy.duration)):
-        enter_step(t, 1, "ShadowPassed", f"every slice passed in shadow for {strategy.duration}")
+        begin_delivery(t, "ShadowPassed", f"every slice passed in shadow for {strategy.duration}")
 
 
 def _follow_capacity(t: Tick, wanted: int) -> int:
@@ -147,7 +147,7 @@ def canary(t: Tick) -> None:
     s, spec = t.status, t.spec
     if judge(t):
         return
-    steps = spec.strategy.canary.steps
+    steps = spec.strategy.steps()
     step = steps[s.step - 1]
     if _follow_capacity(t, step.weight) < step.weight or not all_passed_for(t, seconds(step.pause)):
         return
@@ -185,15 +185,3 @@ def promoting(t: Tick) -> None:
 def paused(t: Tick) -> None:
     if t.status.paused_phase in JUDGED:
         judge(t)  # guards keep watching while paused: a failure still rolls back
-
-
-HANDLERS: dict[str, Callable[[Tick], None]] = {
-    "Pending": pending,
-    "Blocked": pending,
-    "Warming": warming,
-    "Shadow": shadow,
-    "Canary": canary,
-    "Promoting": promoting,
-    "Paused": paused,
-}
-"""The phase handler run on each tick; terminal phases have none."""

@@ -17,6 +17,7 @@ def start(t: Tick, version: str, reason: str = "NewVersion") -> None:
     s.step = 0
     s.canary_weight = 0
     s.mirror_percent = 0.0
+    s.switched_at = None
     s.slices = []
     s.failing_slices = 0
     s.inconclusive_count = 0
@@ -89,9 +90,58 @@ def rollback(t: Tick, reason: str, message: str, evidence: list[GuardVerdict] | 
     t.transition("RolledBack", reason, f"{message}; rolled back to {s.stable_version}", evidence)
 
 
+def begin_delivery(t: Tick, reason: str | None, why: str) -> None:
+    """Users start meeting the candidate: the first canary step, or the blue-green preview before the switch.
+    Without a `reason`, the decision is CanaryStarted or PreviewStarted."""
+    if t.spec.strategy.blue_green is not None:
+        enter_preview(t, reason or "PreviewStarted", why)
+    else:
+        enter_step(t, 1, reason or "CanaryStarted", why)
+
+
+def enter_preview(t: Tick, reason: str, why: str) -> None:
+    """Blue-green: the candidate runs at full size beside stable; only preview and QA requests reach it."""
+    s, spec = t.status, t.spec
+    s.step, s.canary_weight, s.mirror_percent = 0, 0, 0.0
+    s.step_since = t.now
+    s.switched_at = None
+    t.reset_passing()
+    blue_green = spec.strategy.blue_green
+    preview = blue_green.preview if blue_green else None
+    route = (
+        f"requests with {preview.header} reach it (not analysed)"
+        if preview is not None
+        else "no user reaches it"
+    )
+    t.transition(
+        "Preview",
+        reason,
+        f"{why}; {s.candidate_version} scales to {spec.replicas} replicas beside {s.stable_version}; {route}; "
+        f"every slice switches once all {spec.replicas} replicas are model-ready",
+    )
+
+
+def switch(t: Tick, reason: str, why: str) -> None:
+    """Blue-green: every slice to the candidate in one write; the bake is judged against stable's window before."""
+    s, spec = t.status, t.spec
+    s.canary_weight = 100
+    s.mirror_percent = 0.0
+    s.switched_at = t.now
+    s.step_since = t.now
+    t.reset_passing()
+    bake = spec.strategy.blue_green.bake if spec.strategy.blue_green else "0s"
+    t.transition(
+        "Baking",
+        reason,
+        f"{why}; every slice switched to {s.candidate_version} in one write; baking for {bake} with "
+        f"{s.stable_version} still at {spec.replicas} replicas (relative guards compare with its window "
+        "before the switch)",
+    )
+
+
 def enter_step(t: Tick, step: int, reason: str, why: str) -> None:
     """Canary step `step` (1-based) begins, capped by capacity; past the last step, promotion begins."""
-    s, steps = t.status, t.spec.strategy.canary.steps
+    s, steps = t.status, t.spec.strategy.steps()
     if step > len(steps):
         t.transition("Promoting", reason, f"{why}; promoting {s.candidate_version}")
         return
@@ -127,6 +177,7 @@ def promote_now(t: Tick, reason: str) -> None:
     s.stable, s.stable_version = candidate, candidate.version
     s.candidate, s.candidate_version = None, None
     s.canary_weight, s.mirror_percent, s.step = 0, 0.0, 0
+    s.switched_at = None
     s.failing_slices = 0
     s.slices = [SliceStatus(name=item.name, verdict=item.verdict, samples=item.samples) for item in s.slices]
     kept = f"; {previous.version} kept warm for {spec.rollback.keep_previous_warm}" if previous else ""

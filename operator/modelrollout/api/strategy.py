@@ -1,0 +1,121 @@
+"""How a candidate reaches users: shadow, then a stratified canary or a blue-green switch, and promotion.
+
+Exactly one delivery strategy is set: `canary` (steps of growing weight, every slice alike) or `blueGreen`
+(a full second fleet, one switch of every slice, a bake). `shadow` may precede either; `qaOverride` lets
+testers reach the candidate in any phase of either.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from modelrollout.api.common import Duration, Rule, SpecModel, enforce, rules_schema
+from modelrollout.api.matching import HeaderRoute
+
+MAX_STEPS = 20
+
+
+class ShadowStrategy(SpecModel):
+    """Mirror live traffic to the candidate before any user sees it."""
+
+    mirror_percent: float = Field(default=100.0, gt=0, le=100)
+    """Share of every slice's requests mirrored to the candidate, in percent (default 100)."""
+    duration: Duration
+    """How long the candidate must pass on mirrored traffic before users see it (canary or blue-green)."""
+
+
+class CanaryStep(SpecModel):
+    """One canary step: every slice sends `weight` percent to the candidate for at least `pause`."""
+
+    weight: int = Field(ge=1, le=100)
+    """Candidate share of every slice, in percent."""
+    pause: Duration = "1m"
+    """How long every slice must keep passing at this weight before the next step (default 1m)."""
+
+
+_ASCENDING = Rule(
+    cel="self.steps.map(s, s.weight).isSorted() && self.steps.all(s, self.steps.exists_one(t, t.weight == s.weight))",
+    message="step weights must strictly ascend",
+    check=lambda c: all(a.weight < b.weight for a, b in zip(c.steps, c.steps[1:], strict=False)),
+    field_path=".steps",
+)
+
+
+class CanaryStrategy(SpecModel):
+    """The stratified canary."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_ASCENDING))
+
+    steps: list[CanaryStep] = Field(min_length=1, max_length=MAX_STEPS)
+    """Steps in order, with strictly ascending weights."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> CanaryStrategy:
+        enforce(self, _ASCENDING)
+        return self
+
+
+class Preview(HeaderRoute):
+    """Before the switch, requests with this header reach the candidate; they are left out of analysis."""
+
+    duration: Duration = "0s"
+    """How long the preview lasts at least, once every candidate replica is model-ready (default 0s)."""
+
+
+class BlueGreenStrategy(SpecModel):
+    """Two full fleets: the candidate scaled to `replicas` and model-ready, one switch of every slice, a bake."""
+
+    preview: Preview | None = None
+    """Preview route before the switch (omit for none)."""
+    bake: Duration = "5m"
+    """How long every slice must pass after the switch, with stable still fully scaled, before the candidate
+    becomes stable (default 5m). Relative guards compare with stable's window just before the switch."""
+
+
+class Promotion(SpecModel):
+    """What happens after the last step passes (canary) or before the switch (blue-green)."""
+
+    mode: Literal["auto", "manual"] = "auto"
+    """auto: go on at once; manual: wait for `kubectl modelrollout promote` after the last canary step, or
+    before the blue-green switch (default auto)."""
+
+
+_ONE_DELIVERY = Rule(
+    cel="has(self.canary) != has(self.blueGreen)",
+    message="set exactly one delivery strategy: canary or blueGreen",
+    check=lambda s: (s.canary is None) != (s.blue_green is None),
+)
+
+
+class Strategy(SpecModel):
+    """Shadow, then a canary or a blue-green switch, and promotion."""
+
+    model_config = ConfigDict(json_schema_extra=rules_schema(_ONE_DELIVERY))
+
+    shadow: ShadowStrategy | None = None
+    """Shadow phase (omit to skip it)."""
+    canary: CanaryStrategy | None = None
+    """Canary steps (one of canary or blueGreen)."""
+    blue_green: BlueGreenStrategy | None = None
+    """Blue-green switch (one of canary or blueGreen)."""
+    promotion: Promotion = Field(default_factory=Promotion)
+    """Promotion mode."""
+    qa_override: HeaderRoute | None = None
+    """Requests with this header reach the candidate in every phase where it serves or previews (it must be
+    model-ready), and are left out of analysis (omit for none)."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> Strategy:
+        enforce(self, _ONE_DELIVERY)
+        return self
+
+    @property
+    def name(self) -> Literal["canary", "blueGreen"]:
+        """The delivery strategy in use."""
+        return "canary" if self.canary is not None else "blueGreen"
+
+    def steps(self) -> list[CanaryStep]:
+        """The canary steps ([] for blue-green)."""
+        return list(self.canary.steps) if self.canary is not None else []
