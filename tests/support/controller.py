@@ -36,13 +36,17 @@ class PrometheusStub:
     counts: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     status: int = 200
     queries: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    """The evaluation time (`time=`) of each query, in order."""
 
     def healthy(self, versions: tuple[str, ...], slices: list[str], requests: float = 1000.0) -> None:
         self.counts = {(s, v): (requests, 0.0) for s in slices for v in versions}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        query = parse_qs(request.content.decode())["query"][0]
+        form = parse_qs(request.content.decode())
+        query = form["query"][0]
         self.queries.append(query)
+        self.times.append(float(form["time"][0]))
         if self.status != 200:
             body = {"status": "error", "errorType": "unavailable", "error": "stub says no"}
             return httpx.Response(self.status, content=json.dumps(body).encode())

@@ -155,6 +155,12 @@ CASES: Final[list[Invalid]] = [
     ),
     Invalid("no-delivery-strategy", edited(("strategy.canary", DELETE)), "spec.strategy", DELIVERY),
     Invalid(
+        "qa-override-with-gateway-api",
+        edited(("traffic", {"gatewayAPI": GATEWAY_API}), ("strategy.qaOverride", {"header": "x-qa"})),
+        "spec.strategy",
+        "need traffic.istio",
+    ),
+    Invalid(
         "canary-and-blue-green",
         edited(("strategy.blueGreen", {"bake": "5m"})),
         "spec.strategy",

@@ -25,6 +25,7 @@ def make_spec(
     readiness_port: int = 8080,
     gateways: list[str] | None = None,
     provider: str = "istio",
+    strategy: dict[str, Any] | None = None,
 ) -> ModelRolloutSpec:
     extra: dict[str, Any] = {}
     if port is not None:
@@ -39,5 +40,6 @@ def make_spec(
             traffic=traffic,
             slices=PLATFORM_SLICES if slices is None else slices,
             analysis=specs.analysis_with(url="http://prometheus:9090"),
+            strategy=strategy,
         )
     )

@@ -248,6 +248,24 @@ _GATEWAY_API_ORDER = Rule(
 )
 
 
+_HEADER_ROUTES_NEED_ISTIO = Rule(
+    cel=(
+        "!has(self.traffic.gatewayAPI) || (!has(self.strategy.qaOverride) && "
+        "!(has(self.strategy.blueGreen) && has(self.strategy.blueGreen.preview)))"
+    ),
+    message="strategy.qaOverride and strategy.blueGreen.preview need traffic.istio (the gatewayAPI provider "
+    "renders no header routes to the candidate yet)",
+    check=lambda s: (
+        s.traffic.gateway_api is None
+        or (
+            s.strategy.qa_override is None
+            and (s.strategy.blue_green is None or s.strategy.blue_green.preview is None)
+        )
+    ),
+    field_path=".strategy",
+)
+
+
 class ModelRolloutSpec(SpecModel):
     """Desired state: the model version to serve and how to get there safely."""
 
@@ -259,6 +277,7 @@ class ModelRolloutSpec(SpecModel):
             _MIN_READY_FITS,
             _GATEWAY_API_FITS,
             _GATEWAY_API_ORDER,
+            _HEADER_ROUTES_NEED_ISTIO,
         )
     )
 
@@ -293,6 +312,7 @@ class ModelRolloutSpec(SpecModel):
             _MIN_READY_FITS,
             _GATEWAY_API_FITS,
             _GATEWAY_API_ORDER,
+            _HEADER_ROUTES_NEED_ISTIO,
         )
         return self
 

@@ -62,6 +62,8 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
         candidate=action.candidate,
         weights=action.weights,
         mirror_percent=action.mirror_percent,
+        qa=action.qa,
+        preview=action.preview,
     )
     target = route_object(spec)
     for attempt in range(WRITE_ATTEMPTS):

@@ -18,7 +18,7 @@ from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import InvalidTemplate
 from modelrollout.identity import VERSION_LABEL
-from modelrollout.plan import Commands, Observations, WorkloadState, judged_phase, needs
+from modelrollout.plan import Commands, Observations, WorkloadState, analysis_request, needs
 from modelrollout.workloads.render import fingerprint
 
 
@@ -75,20 +75,21 @@ def candidate_fingerprint(spec: ModelRolloutSpec) -> Fingerprint | str:
 async def _analysis(
     rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime
 ) -> AnalysisResult | None:
-    phase = judged_phase(status)
-    if phase is None or not status.stable_version or not status.candidate_version:
+    request = analysis_request(status, now)
+    if request is None or not status.stable_version or not status.candidate_version:
         return None
     begun = time.monotonic()
     result = await analyze(
         rt.prometheus.for_source(spec.analysis.prometheus),
         spec,
         ref.namespace,
-        "shadow" if phase == "shadow" else "canary",
+        request.phase,
         status.stable_version,
         status.candidate_version,
-        status.step_since or status.phase_since or now,
+        request.since,
         now,
         rt.batcher,
+        baseline_at=request.baseline_at,
     )
     rt.metrics.observe_analysis(ref.namespace, ref.name, result, time.monotonic() - begun)
     return result

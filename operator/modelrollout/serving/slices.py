@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from modelrollout.api.spec import Slice
-from modelrollout.identity import DEFAULT_SLICE
+from modelrollout.identity import DEFAULT_SLICE, EXCLUDED_SLICES
 from modelrollout.identity import SLICE_HEADER as ROUTED_SLICE_HEADER
 
 SLICES_ENV = "MODELROLLOUT_SLICES"
@@ -97,7 +97,9 @@ class SliceClassifier:
         lowered = lowercase_headers(headers)
         # The operator's routes set this header once they have matched the request: trust the mesh's decision.
         routed = lowered.get(ROUTED_SLICE_HEADER)
-        if routed is not None and (routed == DEFAULT_SLICE or routed in self.names):
+        # Known slices, and the labels of requests routed past analysis (QA override, preview): nothing else,
+        # so a stray header cannot create series of its own.
+        if routed is not None and (routed in self.names or routed in EXCLUDED_SLICES):
             return routed
         for name, rules in self._rules:
             if all(value_matches(match, lowered.get(header)) for header, match in rules):

@@ -15,6 +15,11 @@ Convention: the stable destination is always listed, first; the candidate destin
 its weight is above 0. A candidate that takes no traffic is therefore never named as a destination (its
 Service may not exist yet, and Envoy cannot mistake it for a target), and every route's weights sum to 100.
 
+Before the slice routes, while the planner asks for them, come the override routes: `modelrollout-qa.override`
+(spec.strategy.qaOverride) and `modelrollout-preview.override` (the blue-green preview). Each sends requests
+carrying its header to the candidate alone and sets the slice header to `_qa` or `_preview`, a label no
+declared slice can have, so what they send is never analysed.
+
 Only routes named `modelrollout-*` are owned: `merge_routes` leaves every other route as it is, in place.
 """
 
@@ -24,6 +29,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from modelrollout.api.matching import HeaderRoute
 from modelrollout.api.spec import ModelRolloutSpec, Slice
 from modelrollout.errors import InvalidRoutes
 from modelrollout.identity import (
@@ -31,9 +37,12 @@ from modelrollout.identity import (
     ISTIO_API_VERSION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    PREVIEW_SLICE,
+    QA_SLICE,
     ROLLOUT_LABEL,
     SLICE_HEADER,
     VIRTUAL_SERVICE_KIND,
+    override_route_name,
     owner_reference,
     route_name,
     service_host,
@@ -48,6 +57,7 @@ from modelrollout.traffic.routes import (
     merge_owned,
     mirrors_of,
     normalized,
+    override_of,
     slice_of,
     weights_of,
 )
@@ -60,11 +70,13 @@ __all__ = [
     "is_owned",
     "merge_routes",
     "observed_mirror",
+    "observed_overrides",
     "observed_weights",
     "owned_routes",
     "read_routes",
     "routes_equal",
     "slice_of",
+    "slice_routes",
 ]
 
 
@@ -78,6 +90,33 @@ def _match(slice_: Slice) -> list[dict[str, Any]]:
     return [{"headers": {header: value.wire() for header, value in slice_.match.headers.items()}}]
 
 
+def _override_routes(
+    spec: ModelRolloutSpec, candidate_host: str | None, port: int, *, qa: bool, preview: bool
+) -> list[Route]:
+    """The QA override and preview routes asked for: header -> candidate alone, labelled out of analysis."""
+    wanted: list[tuple[str, str, HeaderRoute | None]] = []
+    if qa:
+        wanted.append(("qa", QA_SLICE, spec.strategy.qa_override))
+    if preview:
+        blue_green = spec.strategy.blue_green
+        wanted.append(("preview", PREVIEW_SLICE, blue_green.preview if blue_green else None))
+    routes: list[Route] = []
+    for kind, label, header in wanted:
+        if header is None:
+            raise InvalidRoutes(f"a {kind} route was asked for, but the spec declares no {kind} header")
+        if candidate_host is None:
+            raise InvalidRoutes(f"a {kind} route needs a candidate version")
+        routes.append(
+            {
+                "name": override_route_name(kind),
+                "match": [{"headers": {header.header: header.value.wire()}}],
+                "headers": {"request": {"set": {SLICE_HEADER: label}}},
+                "route": [{"destination": _destination(candidate_host, port), "weight": 100}],
+            }
+        )
+    return routes
+
+
 def owned_routes(
     spec: ModelRolloutSpec,
     *,
@@ -87,13 +126,17 @@ def owned_routes(
     candidate: str | None,
     weights: Mapping[str, int],
     mirror_percent: float | None = None,
+    qa: bool = False,
+    preview: bool = False,
 ) -> list[Route]:
     """The routes the ModelRollout `name` owns, for the given versions, per-slice weights and mirror share.
 
     `weights` maps slice names (and 'default') to the candidate's percent; a slice that is missing gets 0, so
     a partial map can only err toward stable. Names that are not declared slices are ignored (status may
-    still list a slice the spec just removed). `mirror_percent` None or 0 means no mirror.
-    Raises InvalidRoutes (a ValueError) for a weight outside 0..100, or for weight or mirror with no candidate.
+    still list a slice the spec just removed). `mirror_percent` None or 0 means no mirror. `qa` and `preview`
+    put the QA override and the preview route first.
+    Raises InvalidRoutes (a ValueError) for a weight outside 0..100, for weight, mirror or an override route
+    with no candidate, or for an override route the spec declares no header for.
     """
     port = spec.service_port()
     stable_host = service_host(name, stable, namespace)
@@ -102,7 +145,7 @@ def owned_routes(
 
     slices: list[tuple[str, Slice | None]] = [(s.name, s) for s in spec.slices]
     slices.append((DEFAULT_SLICE, None))
-    routes: list[Route] = []
+    routes = _override_routes(spec, candidate_host, port, qa=qa, preview=preview)
     for slice_name, slice_ in slices:
         weight = checked_weight(slice_name, weights.get(slice_name, 0), candidate_host is not None)
         route: Route = {"name": route_name(slice_name)}
@@ -200,7 +243,8 @@ def read_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
     """The owned routes of a live VirtualService, in order, in a typed form (foreign routes are skipped)."""
     observed: list[ObservedRoute] = []
     for route in http_routes or []:
-        slice_name = slice_of(route)
+        override = override_of(route)
+        slice_name = override or slice_of(route)
         if slice_name is None:
             continue
         headers: dict[str, dict[str, str]] = {}
@@ -225,6 +269,7 @@ def read_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
                 mirror_host=str(mirror.get("host")) if isinstance(mirror, Mapping) else None,
                 mirror_port=_port_number(mirror) if isinstance(mirror, Mapping) else None,
                 mirror_percent=_mirror_percent(route),
+                override=override is not None,
             )
         )
     return observed
@@ -236,9 +281,23 @@ def observed_weights(http_routes: list[Route] | None, candidate_host: str | None
     With `candidate_host`, the share going to that host; without it, the share going anywhere but the first
     (stable) destination, per the layout this module renders.
     """
-    return weights_of(read_routes(http_routes), candidate_host)
+    return weights_of(slice_routes(http_routes), candidate_host)
 
 
 def observed_mirror(http_routes: list[Route] | None, candidate_host: str | None = None) -> dict[str, float]:
     """Per slice, the percent of requests the live owned routes mirror (to `candidate_host`, when given)."""
-    return mirrors_of(read_routes(http_routes), candidate_host)
+    return mirrors_of(slice_routes(http_routes), candidate_host)
+
+
+def slice_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
+    """The owned routes of the slices (override routes left out), in order."""
+    return [route for route in read_routes(http_routes) if not route.override]
+
+
+def observed_overrides(http_routes: list[Route] | None) -> dict[str, str | None]:
+    """Override kind ('qa', 'preview') -> the host its route sends to, for every override route present."""
+    return {
+        route.slice: route.destinations[0].host if route.destinations else None
+        for route in read_routes(http_routes)
+        if route.override
+    }

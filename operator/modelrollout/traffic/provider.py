@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.errors import InvalidRoutes
 from modelrollout.identity import HTTP_ROUTE_KIND, VIRTUAL_SERVICE_KIND
 from modelrollout.traffic import gatewayapi, istio
 from modelrollout.traffic.routes import Route, merge_owned
@@ -44,10 +45,26 @@ def render_routes(
     candidate: str | None,
     weights: Mapping[str, int],
     mirror_percent: float | None,
+    qa: bool = False,
+    preview: bool = False,
 ) -> list[Route]:
-    """The routes rollout `name` owns, in its provider's form (raises InvalidRoutes like the providers)."""
-    render = gatewayapi.owned_rules if spec.traffic.gateway_api is not None else istio.owned_routes
-    return render(
+    """The routes rollout `name` owns, in its provider's form (raises InvalidRoutes like the providers).
+
+    The header routes to the candidate (QA override, preview) are Istio's only; the spec refuses them with
+    the Gateway API provider."""
+    if spec.traffic.gateway_api is not None:
+        if qa or preview:
+            raise InvalidRoutes("the Gateway API provider renders no QA override or preview route")
+        return gatewayapi.owned_rules(
+            spec,
+            name=name,
+            namespace=namespace,
+            stable=stable,
+            candidate=candidate,
+            weights=weights,
+            mirror_percent=mirror_percent,
+        )
+    return istio.owned_routes(
         spec,
         name=name,
         namespace=namespace,
@@ -55,6 +72,8 @@ def render_routes(
         candidate=candidate,
         weights=weights,
         mirror_percent=mirror_percent,
+        qa=qa,
+        preview=preview,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrollout.errors import InvalidRoutes
-from modelrollout.identity import ROUTE_PREFIX
+from modelrollout.identity import OVERRIDE_SUFFIX, ROUTE_PREFIX
 
 Route = dict[str, Any]
 
@@ -25,8 +25,19 @@ def is_owned(route: Mapping[str, Any]) -> bool:
 
 
 def slice_of(route: Mapping[str, Any]) -> str | None:
-    """The slice an owned route serves, or None for a route the operator does not own."""
-    return str(route["name"])[len(ROUTE_PREFIX) :] if is_owned(route) else None
+    """The slice an owned route serves, or None for a route the operator does not own or that is no slice's."""
+    if not is_owned(route):
+        return None
+    name = str(route["name"])[len(ROUTE_PREFIX) :]
+    return None if name.endswith(OVERRIDE_SUFFIX) else name
+
+
+def override_of(route: Mapping[str, Any]) -> str | None:
+    """'qa' or 'preview' for an owned override route, else None."""
+    if not is_owned(route):
+        return None
+    name = str(route["name"])[len(ROUTE_PREFIX) :]
+    return name.removesuffix(OVERRIDE_SUFFIX) if name.endswith(OVERRIDE_SUFFIX) else None
 
 
 def checked_weight(slice_name: str, weight: Any, has_candidate: bool) -> int:
@@ -107,11 +118,14 @@ class ObservedRoute:
     """What an owned live route does: which requests it takes, where they go, what is mirrored."""
 
     slice: str
+    """The slice it serves; for an override route, its kind ('qa' or 'preview')."""
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     destinations: list[Destination] = field(default_factory=list)
     mirror_host: str | None = None
     mirror_port: int | None = None
     mirror_percent: float = 0.0
+    override: bool = False
+    """An override route (QA or preview), not a slice's."""
 
     def weight_to(self, host: str) -> int:
         """Percent of this route's requests sent to `host` (weights are relative shares)."""

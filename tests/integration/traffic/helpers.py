@@ -44,6 +44,7 @@ def make_spec(
     load_delay: str = "2s",
     replicas: int = 2,
     provider: str = "istio",
+    strategy: dict[str, Any] | None = None,
 ) -> ModelRolloutSpec:
     server = specs.container(resources={"requests": {"cpu": "100m", "memory": "128Mi"}})
     default_template = specs.template(server, annotations={LOAD_DELAY_ANNOTATION: load_delay})
@@ -54,7 +55,8 @@ def make_spec(
             readiness={"modelReadyPath": READY_PATH, "port": 8080, "loadTimeout": "2m"},
             traffic=specs.gateway_api() if provider == "gatewayapi" else specs.istio(HOST),
             slices=FOUR_SLICES[:slice_count],
-            strategy={"shadow": {"duration": "1m"}, "canary": {"steps": [{"weight": 5}, {"weight": 50}]}},
+            strategy=strategy
+            or {"shadow": {"duration": "1m"}, "canary": {"steps": [{"weight": 5}, {"weight": 50}]}},
         )
     )
 

@@ -14,6 +14,7 @@ from modelrollout.traffic.istio import (
     is_owned,
     merge_routes,
     observed_mirror,
+    observed_overrides,
     observed_weights,
     owned_routes,
     routes_equal,
@@ -79,6 +80,43 @@ async def test_rendered_virtual_service_is_accepted_and_round_trips(
     assert set(observed_mirror(live["spec"]["http"]).values()) == {mirror or 0.0}
     # Written again from what the server returned, nothing would change: the controller skips the write.
     assert routes_equal(live["spec"]["http"], merge_routes(live["spec"]["http"], routes))
+
+
+BLUE_GREEN = {
+    "blueGreen": {"preview": {"header": "x-preview"}, "bake": "5m"},
+    "qaOverride": {"header": "x-canary-override", "value": {"regex": "true|1"}},
+}
+
+
+@pytest.mark.parametrize("switched", [False, True])
+async def test_preview_and_qa_override_routes_are_accepted_and_round_trip(
+    kube: NamespacedApi, switched: bool
+) -> None:
+    spec = make_spec(2, strategy=BLUE_GREEN)
+    uid = await create_rollout(kube.custom, kube.namespace, spec)
+    weight = 100 if switched else 0
+    routes = owned_routes(
+        spec,
+        name=ROLLOUT,
+        namespace=kube.namespace,
+        stable="v1",
+        candidate="v2",
+        weights=dict.fromkeys(spec.slice_names(), weight),
+        qa=True,
+        preview=not switched,
+    )
+    body = desired_virtual_service(spec, name=ROLLOUT, namespace=kube.namespace, uid=uid, routes=routes)
+    await create(kube.api, VS_PATH.format(namespace=kube.namespace), body)
+    live = await get_vs(kube)
+    http = live["spec"]["http"]
+    assert routes_equal(http, routes)
+    overrides = ["modelrollout-qa.override"] + ([] if switched else ["modelrollout-preview.override"])
+    assert [r["name"] for r in http] == overrides + [f"modelrollout-{n}" for n in spec.slice_names()]
+    candidate_host = service_host(ROLLOUT, "v2", kube.namespace)
+    assert observed_overrides(http) == dict.fromkeys(
+        ["qa", *([] if switched else ["preview"])], candidate_host
+    )
+    assert observed_weights(http) == dict.fromkeys(spec.slice_names(), weight)
 
 
 async def test_the_crd_schema_is_enforced(kube: NamespacedApi) -> None:
