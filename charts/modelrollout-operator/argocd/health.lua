@@ -53,13 +53,14 @@ if phase == "Succeeded" then
   return result("Healthy", describe(status, "version " .. tostring(status.stableVersion) .. " serves users"))
 end
 local progressing = condition_of(status, "Progressing")
-if phase == "Canary" and progressing ~= nil and progressing.reason == "AwaitingPromotion" then
+if (phase == "Canary" or phase == "Preview") and progressing ~= nil and progressing.reason == "AwaitingPromotion" then
   return result("Suspended", describe(status, "Waiting for a manual promotion"))
 end
 if phase == "Paused" then
   return result("Suspended", describe(status, "Paused"))
 end
-if phase == "Pending" or phase == "Warming" or phase == "Shadow" or phase == "Canary" or phase == "Promoting" then
+if phase == "Pending" or phase == "Warming" or phase == "Shadow" or phase == "Canary" or phase == "Preview"
+    or phase == "Baking" or phase == "Promoting" then
   return result("Progressing", describe(status, phase))
 end
 if phase == "RolledBack" or phase == "Blocked" or phase == "Failed" then

@@ -241,8 +241,8 @@ async def _promote(session: Session, args: argparse.Namespace) -> int:
     if phase is not None and phase not in phases.PROMOTABLE and not args.force:
         hint = " (resume it first)" if phase == "Paused" else ""
         raise CommandError(
-            f"{who} is {phase}{hint}: the operator promotes only in Shadow or Canary and would ignore "
-            "this command; use --force to write it anyway"
+            f"{who} is {phase}{hint}: the operator promotes only in Shadow, Canary, Preview or Baking and "
+            "would ignore this command; use --force to write it anyway"
         )
     earlier = ((body.get("metadata") or {}).get("annotations") or {}).get(commands.PROMOTE)
     command_id = new_command_id()
@@ -250,11 +250,7 @@ async def _promote(session: Session, args: argparse.Namespace) -> int:
     await session.annotate(args.name, {commands.PROMOTE: value})
     candidate = rollout.status.candidate_version or "the candidate"
     what = (
-        f"skip the remaining steps and promote {candidate}"
-        if args.full
-        else "advance one step"
-        + (" (from shadow to the first canary step)" if phase == "Shadow" else "")
-        + (" (past the last step: promotion)" if _at_last_step(rollout) else "")
+        f"skip the remaining steps and promote {candidate}" if args.full else _next_move(rollout, candidate)
     )
     session.say(f"promote requested: {who} will {what} (id {value})")
     if earlier and earlier != rollout.status.acknowledged.promote:
@@ -279,6 +275,22 @@ async def _acknowledged(
     )
     session.say(f"acknowledged: {_position(done)}")
     return done
+
+
+def _next_move(rollout: view.Rollout, candidate: str) -> str:
+    """What one `promote` does in the rollout's phase."""
+    blue_green = rollout.spec is not None and rollout.spec.strategy.blue_green is not None
+    if rollout.phase == "Preview":
+        return f"switch every slice to {candidate} (once all its replicas are model-ready)"
+    if rollout.phase == "Baking":
+        return f"end the bake and make {candidate} stable"
+    if rollout.phase == "Shadow" and blue_green:
+        return "end the shadow phase (the blue-green preview follows)"
+    return (
+        "advance one step"
+        + (" (from shadow to the first canary step)" if rollout.phase == "Shadow" else "")
+        + (" (past the last step: promotion)" if _at_last_step(rollout) else "")
+    )
 
 
 def _at_last_step(rollout: view.Rollout) -> bool:

@@ -25,7 +25,8 @@ import yaml
 from modelrollout.analysis.distributions import psi_noise_floor
 from modelrollout.api.common import seconds
 from modelrollout.api.guards import COMPARATIVE_METRICS, Guard
-from modelrollout.api.spec import ModelRolloutSpec, StringMatch
+from modelrollout.api.matching import StringMatch
+from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
 from modelrollout.identity import GROUP, KIND, VERSION
 from modelrollout.serving.metrics import SCORE_BUCKETS
@@ -143,13 +144,14 @@ def _phases(spec: ModelRolloutSpec) -> Iterator[Issue]:
             )
     judged = {phase for guard in spec.analysis.guards for phase in guard.phases}
     needed = ["shadow", "canary"] if has_shadow else ["canary"]
+    stage = {"shadow": "shadow", "canary": "canary" if spec.strategy.canary else "the blue-green bake"}
     for phase in needed:
         if phase not in judged:
             yield (
                 "error",
                 "spec.analysis.guards",
-                f"no guard is judged in {phase}: every slice stays Inconclusive there, so the rollout never "
-                f"gets past it; add {phase!r} to a guard's phases",
+                f"no guard is judged in {stage[phase]}: every slice stays Inconclusive there, so the rollout "
+                f"never gets past it; add {phase!r} to a guard's phases",
             )
 
 
@@ -266,7 +268,7 @@ def _strategy(spec: ModelRolloutSpec) -> Iterator[Issue]:
             f"{shadow.duration} is shorter than {two}: shadow can never collect two evaluations and ends "
             "after a single passing one",
         )
-    for index, step in enumerate(spec.strategy.canary.steps):
+    for index, step in enumerate(spec.strategy.steps()):
         if seconds(step.pause) < 2 * interval:
             yield (
                 "warning",
@@ -274,6 +276,14 @@ def _strategy(spec: ModelRolloutSpec) -> Iterator[Issue]:
                 f"{step.pause} is shorter than {two}: step {index + 1} ({step.weight}%) can never collect "
                 "two evaluations and advances after a single passing one",
             )
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None and seconds(blue_green.bake) < 2 * interval:
+        yield (
+            "warning",
+            "spec.strategy.blueGreen.bake",
+            f"{blue_green.bake} is shorter than {two}: the bake can never collect two evaluations and the "
+            "candidate becomes stable after a single passing one",
+        )
 
 
 def _safety(spec: ModelRolloutSpec) -> Iterator[Issue]:

@@ -31,6 +31,7 @@ from modelrollout.api.status import (
     VersionRecord,
 )
 from modelrollout.api.validation import describe
+from modelrollout.cli.view_strategies import qa_text, strategy_line, switch_text
 
 PLAIN_WIDTH = 200
 _PHASE_STYLE = {
@@ -143,7 +144,7 @@ class Rollout:
         return self.current and self.phase in TERMINAL
 
     def steps(self) -> int | None:
-        return len(self.spec.strategy.canary.steps) if self.spec else None
+        return len(self.spec.strategy.steps()) if self.spec else None
 
 
 def parse(body: dict[str, Any]) -> Rollout:
@@ -224,8 +225,8 @@ def _step_text(rollout: Rollout) -> str:
     if routed not in ("Canary", "Promoting"):
         return f"reached {s.step}{of}; weight now {s.canary_weight}%"
     text = f"{s.step}{of}, weight {s.canary_weight}% of every slice"
-    if routed == "Canary" and rollout.spec is not None and s.step <= len(rollout.spec.strategy.canary.steps):
-        target = rollout.spec.strategy.canary.steps[s.step - 1].weight
+    if routed == "Canary" and rollout.spec is not None and s.step <= len(rollout.spec.strategy.steps()):
+        target = rollout.spec.strategy.steps()[s.step - 1].weight
         if target != s.canary_weight:
             text += f" (step weight {target}%, held by candidate capacity)"
     return text
@@ -271,7 +272,14 @@ def _summary(rollout: Rollout, now: datetime, plain: bool) -> Table:
                 else f"  (scaled down at {when})"
             )
         grid.add_row("Previous", previous)
-    grid.add_row("Step", _step_text(rollout))
+    grid.add_row("Strategy", strategy_line(rollout))
+    if rollout.spec is not None and rollout.spec.strategy.blue_green is not None:
+        grid.add_row("Switch", switch_text(rollout, now))
+    else:
+        grid.add_row("Step", _step_text(rollout))
+    qa = qa_text(rollout)
+    if qa is not None:
+        grid.add_row("QA route", qa)
     mirror = (
         f"{s.mirror_percent:g}% of every slice to {s.candidate_version}" if s.mirror_percent > 0 else "off"
     )

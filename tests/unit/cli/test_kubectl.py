@@ -237,8 +237,8 @@ def test_promote_refuses_where_the_operator_would_ignore_it(fake: FakeKube) -> N
     code, out, err = cli("promote", "recommender")
     assert (code, out, fake.rollout_patches) == (1, "", [])
     assert err == (
-        'error: modelrollout "recommender" in namespace "ml" is Succeeded: the operator promotes only in Shadow '
-        "or Canary and would ignore this command; use --force to write it anyway\n"
+        'error: modelrollout "recommender" in namespace "ml" is Succeeded: the operator promotes only in Shadow, '
+        "Canary, Preview or Baking and would ignore this command; use --force to write it anyway\n"
     )
     assert cli("promote", "recommender", "--force")[0] == 0
     assert commands.PROMOTE in annotations(fake)

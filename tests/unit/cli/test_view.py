@@ -40,9 +40,10 @@ def test_canary_in_progress_shows_versions_step_and_every_guard_per_slice() -> N
     assert head[2].startswith("Stable     v1  s3://models/recommender/v1  fingerprint ")
     assert head[2].endswith("  images server:1")
     assert head[3].startswith("Candidate  v2  s3://models/recommender/v2  fingerprint ")
-    assert head[4] == "Step       1/2, weight 10% of every slice"
-    assert head[5] == "Mirror     off"
-    assert head[6] == "Failing    0 of 3 slices"
+    assert head[4] == "Strategy   shadow 10s, then canary (10%, 50%)"
+    assert head[5] == "Step       1/2, weight 10% of every slice"
+    assert head[6] == "Mirror     off"
+    assert head[7] == "Failing    0 of 3 slices"
     assert section(text, "Slices") == [
         "SLICE    WEIGHT  VERDICT  SAMPLES S/C  GUARD        STABLE → CANARY  THRESHOLD                      "
         "RESULT  REASON",
