@@ -41,12 +41,16 @@ class Sample:
     """One observation of the rollout during the run (the report and the e2e tests read these)."""
 
     t: float
+    wall: float
+    """Wall-clock time of the observation (seconds since the epoch), comparable with the status's times."""
     phase: str | None
     step: int
     weight: int
     mirror: float
     candidate_ready: int
     status: dict[str, Any]
+    candidate_served: int = 0
+    """User requests (probes left out) sent to the candidate so far."""
 
 
 @dataclass
@@ -161,11 +165,13 @@ class DemoRunner:
             generation = int(
                 (await kube.get_rollout(self.namespace, run.name) or {})["metadata"]["generation"]
             )
-            timeline, status = await self._follow(run, operator, fleet, generation)
+            timeline, status = await self._follow(run, operator, fleet, generation, traffic.stats)
             problems = self.scenario.expect.failures(status)
             if not timeline or timeline[-1].phase not in TERMINAL:
                 problems.insert(0, f"did not finish within {self.scenario.timeout}")
-            report = write_report(self._report_dir(), self.scenario, self.namespace, timeline, run.log)
+            report = write_report(
+                self._report_dir(), self.scenario, self.namespace, timeline, run.log, traffic.stats
+            )
             result = DemoResult(
                 scenario=self.scenario,
                 namespace=self.namespace,
@@ -227,7 +233,7 @@ class DemoRunner:
 
         traffic = self.scenario.traffic
         return TrafficGenerator(
-            self.scenario.slice_loads(),
+            self.scenario.loads(),
             provider,
             resolve,
             fleet.endpoint,
@@ -237,7 +243,7 @@ class DemoRunner:
         )
 
     async def _follow(
-        self, run: _Run, operator: OperatorProcess, fleet: Fleet, generation: int
+        self, run: _Run, operator: OperatorProcess, fleet: Fleet, generation: int, stats: TrafficStats
     ) -> tuple[list[Sample], dict[str, Any]]:
         timeline: list[Sample] = []
         began = time.monotonic()
@@ -255,12 +261,14 @@ class DemoRunner:
                 timeline.append(
                     Sample(
                         t=elapsed,
+                        wall=time.time(),
                         phase=status.get("phase"),
                         step=int(status.get("step") or 0),
                         weight=int(status.get("canaryWeight") or 0),
                         mirror=float(status.get("mirrorPercent") or 0.0),
                         candidate_ready=ready,
                         status=status,
+                        candidate_served=self._user_requests(stats, run.candidate),
                     )
                 )
                 await self._faults(run, operator, fleet, elapsed, status)
@@ -280,6 +288,12 @@ class DemoRunner:
             if display is not None:
                 display.stop()
         return timeline, status
+
+    def _user_requests(self, stats: TrafficStats, version: str) -> int:
+        return sum(
+            stats.total(slice=load.name, version=version, kind="served")
+            for load in self.scenario.slice_loads()
+        )
 
     async def _candidate_ready(self, run: _Run) -> int:
         for item in await run.kube.list_deployments(run.namespace, run.name):
@@ -352,16 +366,17 @@ class DemoRunner:
 
     # Output ------------------------------------------------------------------------------------------------
     def _rates(self) -> str:
-        return ", ".join(f"{load.name} {load.rate:g}/s" for load in self.scenario.slice_loads())
+        return ", ".join(f"{load.name} {load.rate:g}/s" for load in self.scenario.loads())
 
     def _view(self, run: _Run, status: dict[str, Any], elapsed: float) -> Group:
         phase = status.get("phase") or "-"
-        steps = len(self.scenario.rollout.spec.strategy.canary.steps)
+        steps = len(self.scenario.rollout.spec.strategy.steps())
+        step = f"  step {status.get('step', 0)}/{steps}" if steps else ""
         head = Text.assemble(
             (f"{self.scenario.name}  ", "bold"),
             (f"{elapsed:5.1f}s  ", "dim"),
             (f"{phase}", "bold cyan"),
-            f"  step {status.get('step', 0)}/{steps}  weight {status.get('canaryWeight', 0)}%"
+            f"{step}  weight {status.get('canaryWeight', 0)}%"
             f"  mirror {status.get('mirrorPercent', 0):g}%  {status.get('stableVersion')} -> {run.candidate}",
         )
         table = Table(show_edge=False, pad_edge=False, box=None)

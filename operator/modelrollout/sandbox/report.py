@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelrollout.sandbox.scenario import Scenario
+from modelrollout.sandbox.trafficgen import TrafficStats
 
 WIDTH, HEIGHT, PAD, LEGEND = 860, 220, 44, 130
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -20,6 +21,8 @@ PHASE_COLOURS = {
     "Warming": "#fff4d6",
     "Shadow": "#e8e4f7",
     "Canary": "#e3f1fb",
+    "Preview": "#f3ecd9",
+    "Baking": "#dff3ee",
     "Promoting": "#e4f6e4",
     "Paused": "#eeeeee",
     "RolledBack": "#fbe3e3",
@@ -135,8 +138,31 @@ def _guards(samples: Sequence[_Sample]) -> dict[str, tuple[dict[str, Series], di
     return charts
 
 
+def _traffic_table(scenario: Scenario, traffic: TrafficStats | None) -> str:
+    """Requests per slice (and probe) and version: served to users, and mirrored."""
+    if traffic is None:
+        return ""
+    versions = [scenario.stable_version, scenario.candidate_version]
+    probes = {probe.name for probe in scenario.traffic.probes}
+    head = "".join(f"<th>{html.escape(v)} served</th><th>{html.escape(v)} mirrored</th>" for v in versions)
+    rows = ""
+    for load in scenario.loads():
+        kind = " (probe)" if load.name in probes else ""
+        cells = "".join(
+            f"<td>{traffic.total(slice=load.name, version=v, kind='served')}</td>"
+            f"<td>{traffic.total(slice=load.name, version=v, kind='mirrored')}</td>"
+            for v in versions
+        )
+        rows += f"<tr><td>{html.escape(load.name)}{kind}</td>{cells}</tr>"
+    return f"<h3>Traffic</h3><table><tr><th>slice</th>{head}</tr>{rows}</table>"
+
+
 def render(
-    scenario: Scenario, namespace: str, samples: Sequence[_Sample], events: Sequence[tuple[float, str]]
+    scenario: Scenario,
+    namespace: str,
+    samples: Sequence[_Sample],
+    events: Sequence[tuple[float, str]],
+    traffic: TrafficStats | None = None,
 ) -> str:
     final = samples[-1].status if samples else {}
     rows = "".join(
@@ -159,6 +185,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;font-size:12px;vertical-align:top}}
 stable <b>{html.escape(str(final.get("stableVersion")))}</b>; generated {datetime.now(UTC).isoformat(timespec="seconds")}</p>
 <p><i>{html.escape(str(final.get("message") or ""))}</i></p>
 {"".join(charts)}
+{_traffic_table(scenario, traffic)}
 <h3>Faults and operations</h3><ul>{faults or "<li>none</li>"}</ul>
 <h3>Decisions</h3><table><tr><th>time</th><th>phase</th><th>reason</th><th>message</th></tr>{rows}</table>
 </body></html>"""
@@ -170,9 +197,10 @@ def write_report(
     namespace: str,
     samples: Sequence[_Sample],
     events: Sequence[tuple[float, str]],
+    traffic: TrafficStats | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = directory / f"{scenario.name}-{stamp}.html"
-    path.write_text(render(scenario, namespace, samples, events))
+    path.write_text(render(scenario, namespace, samples, events, traffic))
     return path

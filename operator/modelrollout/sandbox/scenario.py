@@ -177,11 +177,24 @@ class SliceTraffic(Model):
         return data
 
 
+class Probe(Model):
+    """Requests outside the user slices, e.g. testers sending the QA override header."""
+
+    name: DnsLabel
+    """Name in the traffic counters (not a slice of the rollout)."""
+    rate: float = Field(gt=0, le=1000)
+    """Requests per second."""
+    headers: dict[str, str] = Field(min_length=1)
+    """Headers sent with every request, e.g. {x-canary-override: "true"}."""
+
+
 class TrafficSpec(Model):
     """The user traffic the generator sends through the live VirtualService."""
 
     slices: dict[str, SliceTraffic] = Field(min_length=1)
     """Per-slice traffic keyed by slice name ('default' for requests matching no slice)."""
+    probes: list[Probe] = Field(default_factory=list)
+    """Extra requests that are not users', counted under their own name (not part of any slice's load)."""
     arrival: Literal["poisson", "uniform"] = "poisson"
     """poisson: exponential gaps between requests; uniform: evenly spaced."""
     concurrency: int = Field(default=64, ge=1, le=4096)
@@ -460,6 +473,12 @@ class Scenario(Model):
                 raise ValueError(
                     f"traffic.slices.{slice_name}: not a slice of the rollout (slices: {', '.join(names)})"
                 )
+        for index, probe in enumerate(self.traffic.probes):
+            if probe.name in names:
+                raise ValueError(
+                    f"traffic.probes[{index}].name: {probe.name!r} is a slice of the rollout; a probe's "
+                    "requests are counted apart from the slices"
+                )
         self.slice_loads()  # raises when a slice's headers cannot be derived or land in another slice
         for event in self.events:
             if event.version not in (None, "stable", "candidate", stable, candidate):
@@ -503,6 +522,19 @@ class Scenario(Model):
                 SliceLoad(name=name, rate=traffic.rate, headers=headers, body=dict(self.traffic.body))
             )
         return loads
+
+    def loads(self) -> list[SliceLoad]:
+        """Everything the generator sends: the slices' loads, then the probes'."""
+        probes = [
+            SliceLoad(
+                name=probe.name,
+                rate=probe.rate,
+                headers={k.lower(): v for k, v in probe.headers.items()},
+                body=dict(self.traffic.body),
+            )
+            for probe in self.traffic.probes
+        ]
+        return [*self.slice_loads(), *probes]
 
     def manifest(self, namespace: str, prometheus_url: str) -> dict[str, Any]:
         """The initial ModelRollout as it is applied: placeholders filled in and the namespace set."""

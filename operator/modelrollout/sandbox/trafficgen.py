@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,10 +74,43 @@ class TrafficKey(NamedTuple):
 
 
 class TrafficStats:
-    """What the generator did, counted per (slice, version, kind, outcome)."""
+    """What the generator did, counted per (slice, version, kind, outcome), and when each (slice, version,
+    kind) was first and last sent a request (wall-clock seconds)."""
 
     def __init__(self) -> None:
         self.counts: Counter[TrafficKey] = Counter()
+        self.sent: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self.routed: list[tuple[float, frozenset[str]]] = []
+        """(wall-clock time, versions the routes name) each time a refresh changed that set."""
+
+    def routes_read(self, versions: frozenset[str]) -> None:
+        """A refresh found routes naming these versions (recorded when the set changes)."""
+        if not self.routed or self.routed[-1][1] != versions:
+            self.routed.append((time.time(), versions))
+
+    def unrouted_at(self, version: str, after: float) -> float | None:
+        """When the generator first read routes naming no `version` after `after` (None: never)."""
+        return next((at for at, names in self.routed if at > after and version not in names), None)
+
+    def dispatched(self, slice_name: str, version: str, kind: str) -> None:
+        """A request of the slice leaves for the version now."""
+        key = (slice_name, version, kind)
+        now = time.time()
+        first, _ = self.sent.get(key, (now, now))
+        self.sent[key] = (first, now)
+
+    def window(
+        self, *, version: str, kind: str = SERVED, slices: Sequence[str] | None = None
+    ) -> tuple[float, float] | None:
+        """(first, last) wall-clock time a request went to `version` as `kind` (from `slices`, when given)."""
+        spans = [
+            span
+            for (slice_name, sent_version, sent_kind), span in self.sent.items()
+            if sent_version == version and sent_kind == kind and (slices is None or slice_name in slices)
+        ]
+        if not spans:
+            return None
+        return min(first for first, _ in spans), max(last for _, last in spans)
 
     def add(self, slice_name: str, version: str, kind: str, outcome: str) -> None:
         self.counts[TrafficKey(slice_name, version, kind, outcome)] += 1
@@ -338,6 +372,8 @@ class TrafficGenerator:
                 log.warning("cannot resolve %s (%s); keeping %r", host, error, previous.get(host))
                 versions[host] = previous.get(host)
         self._snapshot = _Snapshot(table, versions)
+        named = {versions.get(host) for host in (table.hosts if table is not None else ())}
+        self.stats.routes_read(frozenset(v for v in named if v is not None))
         self.refreshes += 1
 
     async def start(self) -> None:
@@ -450,6 +486,7 @@ class TrafficGenerator:
         if len(self._inflight) >= self.concurrency:
             self.stats.add(load.name, version, kind, DROPPED)
             return
+        self.stats.dispatched(load.name, version, kind)
         task = asyncio.create_task(self._send(load, version, kind, endpoint, headers))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)

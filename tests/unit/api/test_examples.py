@@ -13,7 +13,7 @@ from modelrollout.api.validation import lint_spec
 from modelrollout.identity import API_VERSION, KIND
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-NAMES = ["minimal.yaml", "full.yaml", "manual-promotion.yaml"]
+NAMES = ["minimal.yaml", "full.yaml", "manual-promotion.yaml", "blue-green.yaml"]
 
 
 def load(name: str) -> dict[str, Any]:
@@ -46,7 +46,8 @@ def test_minimal_sets_only_the_required_fields() -> None:
 def test_full_shows_every_part_of_the_api() -> None:
     spec = spec_of("full.yaml")
     assert spec.strategy.shadow is not None
-    assert len(spec.strategy.canary.steps) == 3
+    assert len(spec.strategy.steps()) == 3
+    assert spec.strategy.qa_override is not None
     assert len(spec.slices) == 4
     operators = {
         kind
@@ -70,3 +71,14 @@ def test_full_shows_every_part_of_the_api() -> None:
 
 def test_manual_promotion_waits_for_a_person() -> None:
     assert spec_of("manual-promotion.yaml").strategy.promotion.mode == "manual"
+
+
+def test_blue_green_shows_preview_bake_manual_switch_and_relative_guards() -> None:
+    spec = spec_of("blue-green.yaml")
+    assert spec.strategy.canary is None
+    blue_green = spec.strategy.blue_green
+    assert blue_green is not None
+    assert blue_green.preview is not None
+    assert blue_green.bake == "30m"
+    assert spec.strategy.promotion.mode == "manual"
+    assert any(g.max_ratio_to_stable is not None for g in spec.analysis.guards)

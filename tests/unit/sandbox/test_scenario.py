@@ -315,3 +315,23 @@ def test_on_provider_refuses_what_it_cannot_move(document: dict[str, Any]) -> No
     document["rollout"]["spec"]["traffic"]["istio"]["gateways"] = ["ingress"]
     with pytest.raises(ScenarioError, match=r"traffic\.istio\.gateways: a gateway-bound scenario"):
         on_provider(document, "gatewayapi")
+
+
+def test_probes_are_sent_apart_from_the_slices_and_may_not_take_a_slice_name(
+    document: dict[str, Any],
+) -> None:
+    document["traffic"]["probes"] = [{"name": "qa", "rate": 2, "headers": {"X-Canary-Override": "true"}}]
+    scenario = parse_scenario(copy.deepcopy(document))
+    loads = {load.name: load for load in scenario.loads()}
+    assert list(loads) == ["ios", "android", "default", "qa"]
+    assert loads["qa"].headers == {"x-canary-override": "true"}
+    assert [load.name for load in scenario.slice_loads()] == ["ios", "android", "default"]
+    document["traffic"]["probes"][0]["name"] = "android"
+    with pytest.raises(ScenarioError, match=r"traffic.probes\[0\].name: 'android' is a slice of the rollout"):
+        parse_scenario(document)
+
+
+@pytest.mark.parametrize("name", ["bluegreen-healthy", "bluegreen-regression", "bluegreen-cold-start"])
+def test_blue_green_scenarios_load(name: str) -> None:
+    scenario = load_scenario(REPO / "examples" / "scenarios" / f"{name}.yaml")
+    assert scenario.rollout.spec.strategy.blue_green is not None

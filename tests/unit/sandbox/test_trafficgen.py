@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -222,6 +223,26 @@ async def test_picks_up_virtual_service_changes(servers: dict[str, tuple[TestSer
     assert sum(n for key, n in delta.items() if key.version == "v1") == 0
     assert sum(n for key, n in delta.items() if key.version == "v2") > 30
     assert holder.calls > 10
+
+
+async def test_records_when_each_version_was_first_and_last_sent_requests(
+    servers: dict[str, tuple[TestServer, InstantModel]],
+) -> None:
+    holder = Holder(BASE)
+    loads = [SliceLoad("android", 100, {"x-platform": "android"})]
+    generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), seed=3, refresh_interval=0.05)
+    async with generator:
+        await until(lambda: generator.stats.total(version="v1") > 0, "traffic to v1")
+        holder.value = _virtual_service(_route("modelrollout-android", "android", {V2: 100}))
+        switched = time.time()
+        await until(lambda: generator.stats.total(version="v2") > 20, "traffic to v2")
+    v1 = generator.stats.window(version="v1")
+    v2 = generator.stats.window(version="v2", slices=["android"])
+    assert v1 is not None
+    assert v2 is not None
+    assert v1[0] <= v1[1] <= v2[0] <= v2[1]
+    assert switched <= v2[0], "v2 was sent requests before its route existed"
+    assert generator.stats.window(version="v2", slices=["ios"]) is None
 
 
 async def test_without_a_virtual_service(servers: dict[str, tuple[TestServer, InstantModel]]) -> None:
