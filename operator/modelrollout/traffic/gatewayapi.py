@@ -40,7 +40,8 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from modelrollout.api.spec import ModelRolloutSpec, Slice, StringMatch
+from modelrollout.api.matching import StringMatch
+from modelrollout.api.spec import ModelRolloutSpec, Slice
 from modelrollout.errors import InvalidRoutes
 from modelrollout.identity import (
     DEFAULT_SLICE,
