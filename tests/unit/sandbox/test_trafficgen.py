@@ -228,7 +228,7 @@ async def test_picks_up_virtual_service_changes(servers: dict[str, tuple[TestSer
 async def test_records_when_each_version_was_first_and_last_sent_requests(
     servers: dict[str, tuple[TestServer, InstantModel]],
 ) -> None:
-    holder = Holder(BASE)
+    holder = Holder(_virtual_service(_route("modelrollout-android", "android", {V1: 100})))
     loads = [SliceLoad("android", 100, {"x-platform": "android"})]
     generator = TrafficGenerator(loads, holder, HOSTS, _endpoints(servers), seed=3, refresh_interval=0.05)
     async with generator:
@@ -243,6 +243,9 @@ async def test_records_when_each_version_was_first_and_last_sent_requests(
     assert v1[0] <= v1[1] <= v2[0] <= v2[1]
     assert switched <= v2[0], "v2 was sent requests before its route existed"
     assert generator.stats.window(version="v2", slices=["ios"]) is None
+    assert generator.stats.unrouted_at("v1", v1[0]) is not None, (
+        "the refresh that dropped v1 was not recorded"
+    )
 
 
 async def test_without_a_virtual_service(servers: dict[str, tuple[TestServer, InstantModel]]) -> None:
