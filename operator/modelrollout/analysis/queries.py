@@ -20,7 +20,7 @@ from typing import Literal
 
 from modelrollout.analysis.results import Sample
 from modelrollout.api.common import seconds
-from modelrollout.api.guards import AnalysisPhase, Guard
+from modelrollout.api.guards import COMPARATIVE_METRICS, AnalysisPhase, Guard
 from modelrollout.api.spec import ModelRolloutSpec
 
 Role = Literal["stable", "canary"]
@@ -133,15 +133,10 @@ def active_guards(spec: ModelRolloutSpec, phase: AnalysisPhase) -> list[Guard]:
     return [g for g in spec.analysis.guards if phase in g.phases]
 
 
-COMPARATIVE_METRICS = ("predictionPSI", "predictionKS")
-"""Metrics whose value itself compares the candidate with stable."""
-
-
 def needs_stable(guard: Guard) -> bool:
     """Whether judging the guard reads stable's values: a bound relative to stable (for any slice), a metric
     that compares the two, or the sequential test."""
-    limits = [guard, *guard.slices.values()]
-    relative = any(t.max_ratio_to_stable is not None or t.max_delta_to_stable is not None for t in limits)
+    relative = any(limits.relative() for limits in (guard, *guard.slices.values()))
     return relative or guard.metric in COMPARATIVE_METRICS or guard.test == "sequential"
 
 
