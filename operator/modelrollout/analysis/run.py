@@ -61,7 +61,11 @@ async def analyze(
     before = list(dict.fromkeys(plan.queries[key] for key in plan.queries if key in keys))
     results = await asyncio.gather(
         *(_outcome(client, query, now, batcher, interval) for query in distinct),
-        *(_outcome(client, query, baseline_at, None, interval) for query in before if baseline_at is not None),
+        *(
+            _outcome(client, query, baseline_at, None, interval)
+            for query in before
+            if baseline_at is not None
+        ),
     )
     by_query = dict(zip(distinct, results[: len(distinct)], strict=True))
     by_baseline = dict(zip(before, results[len(distinct) :], strict=True))
