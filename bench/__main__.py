@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import latency, memory, queries, scale, writes
+from bench import experiment, latency, memory, queries, scale, writes
 from bench.common import REPO
 from modelrollout.sandbox.cluster import Sandbox
 
@@ -25,6 +25,11 @@ from modelrollout.sandbox.cluster import Sandbox
 async def main(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     root = REPO / ".sandbox" / "bench"
+    if args.only == "experiment":  # pure statistics: no sandbox needed
+        console.print("[bold]A/B experiment statistics[/bold]")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "experiment.json").write_text(json.dumps(experiment.run(console), indent=2))
+        return 0
     results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
     started = time.monotonic()
     if args.only in (None, "scale"):
@@ -47,6 +52,9 @@ async def main(args: argparse.Namespace) -> int:
         if args.only in (None, "latency"):
             console.print(f"[bold]detection latency[/bold] ({args.runs} runs)")
             results["latency"] = await latency.run(sandbox, args.runs, console)
+        if args.only is None:
+            console.print("[bold]A/B experiment statistics[/bold]")
+            results["experiment"] = experiment.run(console)
         if args.only in (None, "memory"):
             console.print("[bold]operator memory with 100 rollouts[/bold]")
             results["memory"] = await memory.run(sandbox, console)
@@ -65,7 +73,7 @@ def _write(root: Path, results: dict[str, Any], started: float, console: Console
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", choices=["latency", "queries", "writes", "memory", "scale"])
+    parser.add_argument("--only", choices=["latency", "queries", "writes", "memory", "scale", "experiment"])
     parser.add_argument(
         "--scales", default="100,300,1000", help="rollout counts of the scale table (default 100,300,1000)"
     )

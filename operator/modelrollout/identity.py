@@ -75,6 +75,8 @@ EXCLUDED_SLICES = (QA_SLICE, PREVIEW_SLICE)
 """Slice labels of requests that reach a version but are never analysed."""
 OVERRIDE_SUFFIX = ".override"
 """Owned routes that are not a slice's end in this (a slice name, a DNS label, has no dot)."""
+ARM_SUFFIX = ".candidate-arm"
+"""A/B: the owned route sending a slice's users in the candidate's buckets to it, before the slice's route."""
 
 # Derived names --------------------------------------------------------------------------------------------
 MAX_NAME = 63
@@ -109,6 +111,11 @@ def service_host(rollout_name: str, version: str, namespace: str) -> str:
 def route_name(slice_name: str) -> str:
     """The name of the owned route of a slice ('default' for unmatched traffic)."""
     return f"{ROUTE_PREFIX}{slice_name}"
+
+
+def arm_route_name(slice_name: str) -> str:
+    """The name of a slice's A/B route to the candidate arm."""
+    return f"{ROUTE_PREFIX}{slice_name}{ARM_SUFFIX}"
 
 
 def override_route_name(kind: str) -> str:

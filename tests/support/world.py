@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modelrollout.analysis.experiment import Arm, Counts
 from modelrollout.analysis.results import AnalysisResult, SliceVerdict
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import Fingerprint, GuardVerdict, ModelRolloutStatus, Samples, Verdict
@@ -106,6 +107,8 @@ class World:
     actions: list[Action] = field(default_factory=list)
     script: Script | None = None
     analysis_calls: int = 0
+    experiment: Callable[[World], Counts | str | None] | None = None
+    """A/B: the metric's counters the controller would read this tick (only when analysis is due)."""
 
     def workloads(self) -> dict[str, WorkloadState]:
         out = {}
@@ -126,6 +129,7 @@ class World:
             generation=self.generation,
             workloads=self.workloads(),
             analysis=analysis,
+            experiment=self.experiment(self) if need.analysis and self.experiment else None,
             gates=self.gates if need.gates else None,
             commands=self.commands,
             candidate_fingerprint=self.fingerprint(),
@@ -183,3 +187,19 @@ class World:
         }
         self.spec = ModelRolloutSpec.model_validate(data)
         self.generation += 1
+
+
+def conversions(rates: dict[str, tuple[float, float]], per_tick: int = 2000) -> Callable[[World], Counts]:
+    """A/B counters that grow by `per_tick` trials per arm and slice each tick, converting at the expected
+    (stable, candidate) rate of each slice: the planner sees the effect without sampling noise."""
+    looks = {"n": 0}
+
+    def read(world: World) -> Counts:
+        looks["n"] += 1
+        trials = float(per_tick * looks["n"])
+        return {
+            name: {"stable": Arm(p_s * trials, trials), "canary": Arm(p_c * trials, trials)}
+            for name, (p_s, p_c) in rates.items()
+        }
+
+    return read

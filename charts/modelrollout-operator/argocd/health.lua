@@ -60,7 +60,7 @@ if phase == "Paused" then
   return result("Suspended", describe(status, "Paused"))
 end
 if phase == "Pending" or phase == "Warming" or phase == "Shadow" or phase == "Canary" or phase == "Preview"
-    or phase == "Baking" or phase == "Promoting" then
+    or phase == "Baking" or phase == "Experiment" or phase == "Promoting" then
   return result("Progressing", describe(status, phase))
 end
 if phase == "RolledBack" or phase == "Blocked" or phase == "Failed" then

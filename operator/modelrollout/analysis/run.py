@@ -10,6 +10,7 @@ import asyncio
 from datetime import datetime
 
 from modelrollout.analysis.batch import QueryBatcher
+from modelrollout.analysis.experiment import Counts, decode_counts, experiment_queries
 from modelrollout.analysis.prometheus import PrometheusClient
 from modelrollout.analysis.queries import Query, active_guards, plan_queries, stable_keys
 from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Unavailable
@@ -82,3 +83,25 @@ async def analyze(
         since=since,
         baseline=baseline or None,
     )
+
+
+async def experiment_counts(
+    client: PrometheusClient,
+    spec: ModelRolloutSpec,
+    namespace: str,
+    stable: str,
+    candidate: str,
+    since: datetime,
+    now: datetime,
+) -> Counts | str:
+    """The experiment's counters per slice and arm since `since`, or why they could not be read."""
+    queries = experiment_queries(spec, namespace, stable, candidate, since, now)
+    outcomes = await asyncio.gather(
+        *(_outcome(client, Query("counts", promql), now, None, 0.0) for promql in queries.values())
+    )
+    samples = []
+    for key, outcome in zip(queries, outcomes, strict=True):
+        if isinstance(outcome, PrometheusError):
+            return f"{key} query failed: {outcome}"
+        samples.append(outcome)
+    return decode_counts(samples[0], samples[1], stable, candidate)

@@ -250,15 +250,16 @@ _GATEWAY_API_ORDER = Rule(
 
 _HEADER_ROUTES_NEED_ISTIO = Rule(
     cel=(
-        "!has(self.traffic.gatewayAPI) || (!has(self.strategy.qaOverride) && "
+        "!has(self.traffic.gatewayAPI) || (!has(self.strategy.qaOverride) && !has(self.strategy.experiment) && "
         "!(has(self.strategy.blueGreen) && has(self.strategy.blueGreen.preview)))"
     ),
-    message="strategy.qaOverride and strategy.blueGreen.preview need traffic.istio (the gatewayAPI provider "
-    "renders no header routes to the candidate yet)",
+    message="strategy.qaOverride, strategy.experiment and strategy.blueGreen.preview need traffic.istio (the "
+    "gatewayAPI provider renders no header routes to the candidate yet)",
     check=lambda s: (
         s.traffic.gateway_api is None
         or (
             s.strategy.qa_override is None
+            and s.strategy.experiment is None
             and (s.strategy.blue_green is None or s.strategy.blue_green.preview is None)
         )
     ),

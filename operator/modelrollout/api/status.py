@@ -20,6 +20,7 @@ Phase = Literal[
     "Canary",
     "Preview",
     "Baking",
+    "Experiment",
     "Promoting",
     "Succeeded",
     "RolledBack",
@@ -29,22 +30,26 @@ Phase = Literal[
 ]
 # Phase groups: what each part of the product asks of a phase, named once.
 IN_FLIGHT: frozenset[str] = frozenset(
-    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting", "Paused"}
+    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Experiment", "Promoting", "Paused"}
 )
 """A rollout is under way (a candidate exists and may still be promoted or rolled back)."""
 PROGRESSING: frozenset[str] = frozenset(
-    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting"}
+    {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Experiment", "Promoting"}
 )
 """The operator is moving the rollout on by itself (in flight and not paused)."""
-JUDGED: frozenset[str] = frozenset({"Shadow", "Canary", "Baking"})
+JUDGED: frozenset[str] = frozenset({"Shadow", "Canary", "Baking", "Experiment"})
 """Guards are evaluated (also while paused in one of these)."""
 SERVING: frozenset[str] = frozenset({"Canary", "Baking", "Promoting"})
 """The candidate answers users' requests (by weight)."""
-CARRIES_CANDIDATE: frozenset[str] = frozenset({"Shadow", "Canary", "Preview", "Baking", "Promoting"})
+CARRIES_CANDIDATE: frozenset[str] = frozenset(
+    {"Shadow", "Canary", "Preview", "Baking", "Experiment", "Promoting"}
+)
 """The routes name the candidate: it is model-ready and mirrored to, previewed or serving."""
-PROMOTABLE: frozenset[str] = frozenset({"Shadow", "Canary", "Preview", "Baking"})
+PROMOTABLE: frozenset[str] = frozenset({"Shadow", "Canary", "Preview", "Baking", "Experiment"})
 """`promote` moves these on."""
-PAUSABLE: frozenset[str] = frozenset({"Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting"})
+PAUSABLE: frozenset[str] = frozenset(
+    {"Warming", "Shadow", "Canary", "Preview", "Baking", "Experiment", "Promoting"}
+)
 """`pause` holds these."""
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "RolledBack", "Blocked", "Failed"})
 """Nothing more happens without a new version or a command."""
@@ -149,6 +154,41 @@ class Condition(Model):
     """Generation of the spec the condition was computed from."""
 
 
+class ArmEffect(Model):
+    """The experiment's primary metric on one slice (or 'overall', pooled): both arms and the effect."""
+
+    slice: str
+    stable_rate: float | None = None
+    candidate_rate: float | None = None
+    stable_trials: int = 0
+    candidate_trials: int = 0
+    effect: float | None = None
+    """Candidate relative to stable, e.g. 0.1 for +10% (None before enough data)."""
+    low: float | None = None
+    high: float | None = None
+    """Anytime-valid confidence interval of the relative effect (overall at alpha, a slice at alpha/slices)."""
+    direction: Literal["better", "worse", "none"] = "none"
+    """Significant direction at that level, or none."""
+
+
+class ExperimentStatus(Model):
+    """Where the A/B experiment stands: the planned sample, the progress, the effects."""
+
+    metric: str
+    planned_trials_per_arm: int | None = None
+    """Trials per arm a fixed-horizon test needs for the declared effect, alpha and power."""
+    cap_trials_per_arm: int | None = None
+    """Trials per arm at which no significant difference ends the experiment."""
+    progress: float = 0.0
+    """The smaller arm's trials over the cap (0..1)."""
+    overall: ArmEffect | None = None
+    slices: list[ArmEffect] = Field(default_factory=list)
+    warning: str = ""
+    """Slices whose effect points the other way than the overall one (Simpson's paradox), if any."""
+    outcome: str = ""
+    """Better, Worse, WorseOnSlice or NoDifference once decided."""
+
+
 class Decision(Model):
     """One entry of the bounded decision history."""
 
@@ -185,8 +225,8 @@ class ModelRolloutStatus(Model):
     observed_generation: int | None = None
     """Spec generation the status reflects."""
     phase: Phase | None = None
-    """Pending, Warming, Shadow, Canary, Preview, Baking, Promoting, Succeeded, RolledBack, Blocked, Paused or
-    Failed."""
+    """Pending, Warming, Shadow, Canary, Preview, Baking, Experiment, Promoting, Succeeded, RolledBack,
+    Blocked, Paused or Failed."""
     paused_phase: Phase | None = None
     """The phase a paused rollout resumes into."""
     stable_version: str | None = None
@@ -216,6 +256,8 @@ class ModelRolloutStatus(Model):
     switched_at: datetime | None = None
     """Blue-green: when every slice was switched to the candidate; relative guards in the bake compare with
     stable's window ending here."""
+    experiment: ExperimentStatus | None = None
+    """A/B experiment: sample size, progress and effects (overall and per slice)."""
     last_analysis: datetime | None = None
     """When slices were last judged."""
     inconclusive_count: int = 0

@@ -1,7 +1,8 @@
-"""How a candidate reaches users: shadow, then a stratified canary or a blue-green switch, and promotion.
+"""How a candidate reaches users: shadow, then a stratified canary, a blue-green switch or an A/B experiment.
 
-Exactly one delivery strategy is set: `canary` (steps of growing weight, every slice alike) or `blueGreen`
-(a full second fleet, one switch of every slice, a bake). `shadow` may precede either; `qaOverride` lets
+Exactly one delivery strategy is set: `canary` (steps of growing weight, every slice alike), `blueGreen`
+(a full second fleet, one switch of every slice, a bake) or `experiment` (two arms by a sticky key, one
+pre-registered metric; `api/experiment.py`). `shadow` may precede either; `qaOverride` lets
 testers reach the candidate in any phase of either.
 """
 
@@ -12,6 +13,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.common import Duration, Rule, SpecModel, enforce, rules_schema
+from modelrollout.api.experiment import ExperimentStrategy
 from modelrollout.api.matching import HeaderRoute
 
 MAX_STEPS = 20
@@ -83,9 +85,9 @@ class Promotion(SpecModel):
 
 
 _ONE_DELIVERY = Rule(
-    cel="has(self.canary) != has(self.blueGreen)",
-    message="set exactly one delivery strategy: canary or blueGreen",
-    check=lambda s: (s.canary is None) != (s.blue_green is None),
+    cel="(has(self.canary) ? 1 : 0) + (has(self.blueGreen) ? 1 : 0) + (has(self.experiment) ? 1 : 0) == 1",
+    message="set exactly one delivery strategy: canary, blueGreen or experiment",
+    check=lambda s: sum(x is not None for x in (s.canary, s.blue_green, s.experiment)) == 1,
 )
 
 
@@ -97,9 +99,11 @@ class Strategy(SpecModel):
     shadow: ShadowStrategy | None = None
     """Shadow phase (omit to skip it)."""
     canary: CanaryStrategy | None = None
-    """Canary steps (one of canary or blueGreen)."""
+    """Canary steps (one of canary, blueGreen or experiment)."""
     blue_green: BlueGreenStrategy | None = None
-    """Blue-green switch (one of canary or blueGreen)."""
+    """Blue-green switch (one of canary, blueGreen or experiment)."""
+    experiment: ExperimentStrategy | None = None
+    """A/B experiment (one of canary, blueGreen or experiment)."""
     promotion: Promotion = Field(default_factory=Promotion)
     """Promotion mode."""
     qa_override: HeaderRoute | None = None
@@ -112,9 +116,11 @@ class Strategy(SpecModel):
         return self
 
     @property
-    def name(self) -> Literal["canary", "blueGreen"]:
+    def name(self) -> Literal["canary", "blueGreen", "experiment"]:
         """The delivery strategy in use."""
-        return "canary" if self.canary is not None else "blueGreen"
+        if self.canary is not None:
+            return "canary"
+        return "blueGreen" if self.blue_green is not None else "experiment"
 
     def steps(self) -> list[CanaryStep]:
         """The canary steps ([] for blue-green)."""

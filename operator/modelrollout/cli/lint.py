@@ -28,6 +28,7 @@ from modelrollout.api.guards import COMPARATIVE_METRICS, Guard
 from modelrollout.api.matching import StringMatch
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
+from modelrollout.cli.lint_experiment import experiment_issues
 from modelrollout.identity import GROUP, KIND, VERSION
 from modelrollout.serving.metrics import SCORE_BUCKETS
 from modelrollout.workloads.render import fingerprint
@@ -144,7 +145,8 @@ def _phases(spec: ModelRolloutSpec) -> Iterator[Issue]:
             )
     judged = {phase for guard in spec.analysis.guards for phase in guard.phases}
     needed = ["shadow", "canary"] if has_shadow else ["canary"]
-    stage = {"shadow": "shadow", "canary": "canary" if spec.strategy.canary else "the blue-green bake"}
+    live = {"canary": "canary", "blueGreen": "the blue-green bake", "experiment": "the A/B experiment"}
+    stage = {"shadow": "shadow", "canary": live[spec.strategy.name]}
     for phase in needed:
         if phase not in judged:
             yield (
@@ -310,7 +312,18 @@ def _template(spec: ModelRolloutSpec) -> Iterator[Issue]:
 def semantic_issues(spec: ModelRolloutSpec) -> list[Issue]:
     """Findings beyond admission for a spec the API server would accept, in field order."""
     issues: list[Issue] = []
-    checks = (_safety, _template, _readiness, _slices, _strategy, _window, _phases, _guards, _triggers)
+    checks = (
+        _safety,
+        _template,
+        _readiness,
+        _slices,
+        _strategy,
+        experiment_issues,
+        _window,
+        _phases,
+        _guards,
+        _triggers,
+    )
     for check in checks:
         issues.extend(check(spec))
     return issues

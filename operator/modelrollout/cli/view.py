@@ -31,7 +31,7 @@ from modelrollout.api.status import (
     VersionRecord,
 )
 from modelrollout.api.validation import describe
-from modelrollout.cli.view_strategies import qa_text, strategy_line, switch_text
+from modelrollout.cli.view_strategies import experiment_lines, qa_text, strategy_line, switch_text
 
 PLAIN_WIDTH = 200
 _PHASE_STYLE = {
@@ -275,6 +275,9 @@ def _summary(rollout: Rollout, now: datetime, plain: bool) -> Table:
     grid.add_row("Strategy", strategy_line(rollout))
     if rollout.spec is not None and rollout.spec.strategy.blue_green is not None:
         grid.add_row("Switch", switch_text(rollout, now))
+    elif rollout.spec is not None and rollout.spec.strategy.experiment is not None:
+        for label, text in experiment_lines(rollout):
+            grid.add_row(label, text)
     else:
         grid.add_row("Step", _step_text(rollout))
     qa = qa_text(rollout)

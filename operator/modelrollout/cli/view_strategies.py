@@ -35,6 +35,15 @@ def strategy_line(rollout: Rollout) -> str:
         preview = f", preview {_header(blue_green.preview)}" if blue_green.preview else ""
         manual = ", switch on `promote`" if strategy.promotion.mode == "manual" else ""
         return f"{shadow}blue-green (bake {blue_green.bake}{preview}{manual})"
+    if strategy.experiment is not None:
+        ab = strategy.experiment
+        key = ab.assignment
+        return (
+            f"{shadow}A/B experiment on {ab.metric.name} ({ab.metric.successes} / {ab.metric.trials}); "
+            f"{key.actual_percent():.1f}% of users by {key.header or 'cookie ' + str(key.cookie)}; "
+            f"MDE {ab.minimum_detectable_effect:.0%}, alpha {ab.alpha:g}, power {ab.power:g}; "
+            f"max {ab.max_duration}"
+        )
     steps = ", ".join(f"{s.weight}%" for s in strategy.steps())
     return f"{shadow}canary ({steps})"
 
@@ -71,3 +80,37 @@ def qa_text(rollout: Rollout) -> str | None:
     if routed in CARRIES_CANDIDATE and s.candidate_version:
         return f"{header} -> {s.candidate_version} (not analysed)"
     return f"{header} (active while a model-ready candidate is previewed, mirrored or serving)"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
+
+
+def experiment_lines(rollout: Rollout) -> list[tuple[str, str]]:
+    """A/B: the planned sample and progress, the effect overall and per slice, the warning and the outcome."""
+    result = rollout.status.experiment
+    if rollout.spec is None or rollout.spec.strategy.experiment is None:
+        return []
+    if result is None:
+        return [("Experiment", "not started")]
+    planned = result.planned_trials_per_arm
+    rows = [
+        (
+            "Sample",
+            f"{planned if planned is not None else 'unknown (no baseline yet)'} trials per arm planned; cap "
+            f"{result.cap_trials_per_arm or '-'}; progress {result.progress:.0%}",
+        )
+    ]
+    for effect in [*([result.overall] if result.overall else []), *result.slices]:
+        rows.append(
+            (
+                f"Effect {effect.slice}",
+                f"{_pct(effect.effect)} [{_pct(effect.low)}, {_pct(effect.high)}] {effect.direction} "
+                f"({effect.candidate_trials} vs {effect.stable_trials} trials)",
+            )
+        )
+    if result.warning:
+        rows.append(("Warning", result.warning))
+    if result.outcome:
+        rows.append(("Outcome", result.outcome))
+    return rows

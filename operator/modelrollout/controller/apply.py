@@ -64,6 +64,7 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
         mirror_percent=action.mirror_percent,
         qa=action.qa,
         preview=action.preview,
+        experiment=action.experiment,
     )
     target = route_object(spec)
     for attempt in range(WRITE_ATTEMPTS):

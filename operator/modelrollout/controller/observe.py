@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from modelrollout.analysis.experiment import Counts
 from modelrollout.analysis.results import AnalysisResult
-from modelrollout.analysis.run import analyze
+from modelrollout.analysis.run import analyze, experiment_counts
 from modelrollout.api import commands
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import Fingerprint, ModelRolloutStatus
@@ -95,6 +96,26 @@ async def _analysis(
     return result
 
 
+async def _experiment(
+    rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime
+) -> Counts | str | None:
+    """The A/B metric's counters since the experiment began (only in the Experiment phase)."""
+    phase = status.paused_phase if status.phase == "Paused" else status.phase
+    if phase != "Experiment" or spec.strategy.experiment is None:
+        return None
+    if not status.stable_version or not status.candidate_version:
+        return None
+    return await experiment_counts(
+        rt.prometheus.for_source(spec.analysis.prometheus),
+        spec,
+        ref.namespace,
+        status.stable_version,
+        status.candidate_version,
+        status.step_since or status.phase_since or now,
+        now,
+    )
+
+
 async def observe(
     rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime
 ) -> Observed:
@@ -103,11 +124,13 @@ async def observe(
     deployments = owned_deployments(await rt.kube.list_deployments(ref.namespace, ref.name), ref.uid)
     gates = await rt.outbound.ask_gates(spec, gate_context(ref, spec, status)) if need.gates else None
     analysis = await _analysis(rt, ref, spec, status, now) if need.analysis else None
+    experiment = await _experiment(rt, ref, spec, status, now) if need.analysis else None
     observations = Observations(
         now=now,
         generation=ref.generation,
         workloads={version: workload_state(item, version) for version, item in deployments.items()},
         analysis=analysis,
+        experiment=experiment,
         gates=gates,
         commands=read_commands(ref.annotations),
         candidate_fingerprint=candidate_fingerprint(spec),

@@ -36,6 +36,8 @@ class SetRoutes:
     """The QA override route to the candidate (spec.strategy.qaOverride)."""
     preview: bool = False
     """The blue-green preview route to the candidate."""
+    experiment: bool = False
+    """The A/B arm routes: per slice, users whose sticky key falls in the candidate's buckets reach it."""
 
 
 @dataclass(frozen=True)

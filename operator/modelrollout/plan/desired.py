@@ -56,5 +56,6 @@ def desired_routes(t: Tick) -> None:
             mirror_percent=mirror,
             qa=carries_candidate and strategy.qa_override is not None,
             preview=carries_candidate and routed_phase == "Preview" and preview is not None,
+            experiment=carries_candidate and routed_phase == "Experiment",
         )
     )

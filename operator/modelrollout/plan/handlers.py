@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from modelrollout.plan.bluegreen import baking, preview
+from modelrollout.plan.experiment import experiment
 from modelrollout.plan.phases import canary, paused, pending, promoting, shadow, warming
 from modelrollout.plan.tick import Tick
 
@@ -16,6 +17,7 @@ HANDLERS: dict[str, Callable[[Tick], None]] = {
     "Canary": canary,
     "Preview": preview,
     "Baking": baking,
+    "Experiment": experiment,
     "Promoting": promoting,
     "Paused": paused,
 }

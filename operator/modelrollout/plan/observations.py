@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from modelrollout.analysis.experiment import Counts
 from modelrollout.analysis.results import AnalysisResult
 from modelrollout.api.status import Fingerprint
 
@@ -42,6 +43,9 @@ class Observations:
     generation: int
     workloads: dict[str, WorkloadState] = field(default_factory=dict)
     analysis: AnalysisResult | None = None
+    experiment: Counts | str | None = None
+    """A/B experiment: the metric's counters per slice and arm since it began, or why they are missing
+    (None: not read this tick)."""
     gates: list[GateResult] | None = None
     commands: Commands = field(default_factory=Commands)
     candidate_fingerprint: Fingerprint | str | None = None

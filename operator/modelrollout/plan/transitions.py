@@ -18,6 +18,7 @@ def start(t: Tick, version: str, reason: str = "NewVersion") -> None:
     s.canary_weight = 0
     s.mirror_percent = 0.0
     s.switched_at = None
+    s.experiment = None
     s.slices = []
     s.failing_slices = 0
     s.inconclusive_count = 0
@@ -95,6 +96,8 @@ def begin_delivery(t: Tick, reason: str | None, why: str) -> None:
     Without a `reason`, the decision is CanaryStarted or PreviewStarted."""
     if t.spec.strategy.blue_green is not None:
         enter_preview(t, reason or "PreviewStarted", why)
+    elif t.spec.strategy.experiment is not None:
+        enter_experiment(t, reason or "ExperimentStarted", why)
     else:
         enter_step(t, 1, reason or "CanaryStarted", why)
 
@@ -118,6 +121,24 @@ def enter_preview(t: Tick, reason: str, why: str) -> None:
         reason,
         f"{why}; {s.candidate_version} scales to {spec.replicas} replicas beside {s.stable_version}; {route}; "
         f"every slice switches once all {spec.replicas} replicas are model-ready",
+    )
+
+
+def enter_experiment(t: Tick, reason: str, why: str) -> None:
+    """A/B: users whose sticky key falls in the candidate's buckets reach it, on every slice, until a verdict."""
+    s, experiment = t.status, t.spec.strategy.experiment
+    assert experiment is not None
+    s.step, s.canary_weight, s.mirror_percent = 0, 0, 0.0
+    s.step_since = t.now
+    s.experiment = None
+    t.reset_passing()
+    key = experiment.assignment
+    t.transition(
+        "Experiment",
+        reason,
+        f"{why}; users whose {key.header or key.cookie} ends in the candidate's buckets "
+        f"({key.actual_percent():.1f}% of uniform ids) reach {s.candidate_version} on every slice; "
+        f"{experiment.metric.name} is compared with an anytime-valid test at alpha {experiment.alpha:g}",
     )
 
 

@@ -42,6 +42,7 @@ from modelrollout.identity import (
     ROLLOUT_LABEL,
     SLICE_HEADER,
     VIRTUAL_SERVICE_KIND,
+    arm_route_name,
     override_route_name,
     owner_reference,
     route_name,
@@ -51,6 +52,7 @@ from modelrollout.traffic.routes import (
     Destination,
     ObservedRoute,
     Route,
+    arm_of,
     checked_mirror,
     checked_weight,
     is_owned,
@@ -117,6 +119,26 @@ def _override_routes(
     return routes
 
 
+def _arm_route(
+    spec: ModelRolloutSpec, slice_name: str, slice_: Slice | None, candidate_host: str | None, port: int
+) -> Route:
+    """A slice's A/B route: its users whose sticky key falls in the candidate's buckets, to the candidate."""
+    experiment = spec.strategy.experiment
+    if experiment is None:
+        raise InvalidRoutes("A/B routes were asked for, but the spec declares no experiment")
+    if candidate_host is None:
+        raise InvalidRoutes("A/B routes need a candidate version")
+    key = experiment.assignment
+    sticky = {key.match_header(): {"regex": key.regex()}}
+    blocks = _match(slice_) if slice_ is not None else [{}]
+    return {
+        "name": arm_route_name(slice_name),
+        "match": [{**block, "headers": {**block.get("headers", {}), **sticky}} for block in blocks],
+        "headers": {"request": {"set": {SLICE_HEADER: slice_name}}},
+        "route": [{"destination": _destination(candidate_host, port), "weight": 100}],
+    }
+
+
 def owned_routes(
     spec: ModelRolloutSpec,
     *,
@@ -128,13 +150,15 @@ def owned_routes(
     mirror_percent: float | None = None,
     qa: bool = False,
     preview: bool = False,
+    experiment: bool = False,
 ) -> list[Route]:
     """The routes the ModelRollout `name` owns, for the given versions, per-slice weights and mirror share.
 
     `weights` maps slice names (and 'default') to the candidate's percent; a slice that is missing gets 0, so
     a partial map can only err toward stable. Names that are not declared slices are ignored (status may
     still list a slice the spec just removed). `mirror_percent` None or 0 means no mirror. `qa` and `preview`
-    put the QA override and the preview route first.
+    put the QA override and the preview route first; `experiment` puts before each slice's route its A/B
+    route: the slice's match plus the sticky key's regex (`api/experiment.py`), to the candidate alone.
     Raises InvalidRoutes (a ValueError) for a weight outside 0..100, for weight, mirror or an override route
     with no candidate, or for an override route the spec declares no header for.
     """
@@ -148,6 +172,8 @@ def owned_routes(
     routes = _override_routes(spec, candidate_host, port, qa=qa, preview=preview)
     for slice_name, slice_ in slices:
         weight = checked_weight(slice_name, weights.get(slice_name, 0), candidate_host is not None)
+        if experiment:
+            routes.append(_arm_route(spec, slice_name, slice_, candidate_host, port))
         route: Route = {"name": route_name(slice_name)}
         if slice_ is not None:
             route["match"] = _match(slice_)
@@ -243,8 +269,8 @@ def read_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
     """The owned routes of a live VirtualService, in order, in a typed form (foreign routes are skipped)."""
     observed: list[ObservedRoute] = []
     for route in http_routes or []:
-        override = override_of(route)
-        slice_name = override or slice_of(route)
+        override, arm = override_of(route), arm_of(route)
+        slice_name = override or arm or slice_of(route)
         if slice_name is None:
             continue
         headers: dict[str, dict[str, str]] = {}
@@ -270,6 +296,7 @@ def read_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
                 mirror_port=_port_number(mirror) if isinstance(mirror, Mapping) else None,
                 mirror_percent=_mirror_percent(route),
                 override=override is not None,
+                arm=arm is not None,
             )
         )
     return observed
@@ -291,7 +318,7 @@ def observed_mirror(http_routes: list[Route] | None, candidate_host: str | None 
 
 def slice_routes(http_routes: list[Route] | None) -> list[ObservedRoute]:
     """The owned routes of the slices (override routes left out), in order."""
-    return [route for route in read_routes(http_routes) if not route.override]
+    return [route for route in read_routes(http_routes) if not route.override and not route.arm]
 
 
 def observed_overrides(http_routes: list[Route] | None) -> dict[str, str | None]:

@@ -47,14 +47,15 @@ def render_routes(
     mirror_percent: float | None,
     qa: bool = False,
     preview: bool = False,
+    experiment: bool = False,
 ) -> list[Route]:
     """The routes rollout `name` owns, in its provider's form (raises InvalidRoutes like the providers).
 
-    The header routes to the candidate (QA override, preview) are Istio's only; the spec refuses them with
+    The header routes to the candidate (QA override, preview, A/B arms) are Istio's only; the spec refuses them with
     the Gateway API provider."""
     if spec.traffic.gateway_api is not None:
-        if qa or preview:
-            raise InvalidRoutes("the Gateway API provider renders no QA override or preview route")
+        if qa or preview or experiment:
+            raise InvalidRoutes("the Gateway API provider renders no QA override, preview or A/B route")
         return gatewayapi.owned_rules(
             spec,
             name=name,
@@ -74,6 +75,7 @@ def render_routes(
         mirror_percent=mirror_percent,
         qa=qa,
         preview=preview,
+        experiment=experiment,
     )
 
 

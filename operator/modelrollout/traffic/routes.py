@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrollout.errors import InvalidRoutes
-from modelrollout.identity import OVERRIDE_SUFFIX, ROUTE_PREFIX
+from modelrollout.identity import ARM_SUFFIX, OVERRIDE_SUFFIX, ROUTE_PREFIX
 
 Route = dict[str, Any]
 
@@ -29,7 +29,15 @@ def slice_of(route: Mapping[str, Any]) -> str | None:
     if not is_owned(route):
         return None
     name = str(route["name"])[len(ROUTE_PREFIX) :]
-    return None if name.endswith(OVERRIDE_SUFFIX) else name
+    return None if name.endswith((OVERRIDE_SUFFIX, ARM_SUFFIX)) else name
+
+
+def arm_of(route: Mapping[str, Any]) -> str | None:
+    """The slice of an owned A/B candidate-arm route, else None."""
+    if not is_owned(route):
+        return None
+    name = str(route["name"])[len(ROUTE_PREFIX) :]
+    return name.removesuffix(ARM_SUFFIX) if name.endswith(ARM_SUFFIX) else None
 
 
 def override_of(route: Mapping[str, Any]) -> str | None:
@@ -126,6 +134,8 @@ class ObservedRoute:
     mirror_percent: float = 0.0
     override: bool = False
     """An override route (QA or preview), not a slice's."""
+    arm: bool = False
+    """A slice's A/B route to the candidate arm (`slice` is the slice it belongs to)."""
 
     def weight_to(self, host: str) -> int:
         """Percent of this route's requests sent to `host` (weights are relative shares)."""
