@@ -110,7 +110,12 @@ GATEWAY_API: Final[dict[str, Any]] = {
 ONE_PROVIDER = "set exactly one traffic provider: istio or gatewayAPI"
 ASCEND = "step weights must strictly ascend"
 ONE_MATCH = "exactly one of exact, prefix or regex must be set"
-DELIVERY = "set exactly one delivery strategy: canary or blueGreen"
+DELIVERY = "set exactly one delivery strategy: canary, blueGreen or experiment"
+AB: Final[dict[str, Any]] = {
+    "assignment": {"header": "x-user-id"},
+    "metric": {"successes": "model_conversions_total"},
+    "minimumDetectableEffect": 0.1,
+}
 GUARD = "analysis.guards"
 
 CASES: Final[list[Invalid]] = [
@@ -154,6 +159,27 @@ CASES: Final[list[Invalid]] = [
         "spec.strategy.canary.steps[0].pause",
     ),
     Invalid("no-delivery-strategy", edited(("strategy.canary", DELETE)), "spec.strategy", DELIVERY),
+    Invalid(
+        "experiment-without-a-sticky-key",
+        edited(("strategy.canary", DELETE), ("strategy.experiment", {**AB, "assignment": {}})),
+        "spec.strategy.experiment.assignment",
+        "set exactly one sticky key: header or cookie",
+    ),
+    Invalid(
+        "experiment-with-two-sticky-keys",
+        edited(
+            ("strategy.canary", DELETE),
+            ("strategy.experiment", {**AB, "assignment": {"header": "x-user-id", "cookie": "uid"}}),
+        ),
+        "spec.strategy.experiment.assignment",
+        "set exactly one sticky key: header or cookie",
+    ),
+    Invalid(
+        "canary-and-experiment",
+        edited(("strategy.experiment", AB)),
+        "spec.strategy",
+        DELIVERY,
+    ),
     Invalid(
         "qa-override-with-gateway-api",
         edited(("traffic", {"gatewayAPI": GATEWAY_API}), ("strategy.qaOverride", {"header": "x-qa"})),
@@ -638,4 +664,18 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
         ("strategy.qaOverride", {"header": "x-canary-override", "value": {"regex": "true|1"}}),
     ),
     "blue-green-defaults": edited(("strategy.canary", DELETE), ("strategy.blueGreen", {})),
+    "experiment-by-cookie": edited(
+        ("strategy.canary", DELETE),
+        (
+            "strategy.experiment",
+            {
+                **AB,
+                "assignment": {"cookie": "uid", "candidatePercent": 20},
+                "baselineRate": 0.05,
+                "maxTrialsPerArm": 100000,
+                "onNoDifference": "promote",
+                "decideOn": "overall",
+            },
+        ),
+    ),
 }

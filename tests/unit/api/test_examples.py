@@ -13,7 +13,7 @@ from modelrollout.api.validation import lint_spec
 from modelrollout.identity import API_VERSION, KIND
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-NAMES = ["minimal.yaml", "full.yaml", "manual-promotion.yaml", "blue-green.yaml"]
+NAMES = ["minimal.yaml", "full.yaml", "manual-promotion.yaml", "blue-green.yaml", "ab-experiment.yaml"]
 
 
 def load(name: str) -> dict[str, Any]:
