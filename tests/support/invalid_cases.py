@@ -184,8 +184,8 @@ CASES: Final[list[Invalid]] = [
         "qa-override-with-gateway-api",
         edited(("traffic", {"gatewayAPI": GATEWAY_API}), ("strategy.qaOverride", {"header": "x-qa"})),
         "spec.strategy",
-        "strategy.qaOverride and strategy.blueGreen.preview need traffic.istio (the gatewayAPI provider "
-        "renders no header routes to the candidate yet)",
+        "strategy.qaOverride, strategy.experiment and strategy.blueGreen.preview need traffic.istio (the "
+        "gatewayAPI provider renders no header routes to the candidate yet)",
     ),
     Invalid(
         "canary-and-blue-green",

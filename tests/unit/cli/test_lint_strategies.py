@@ -54,4 +54,6 @@ def test_canary_and_blue_green_together_are_refused_like_admission(
     path = write(tmp_path, manifest(spec))
     code, out, _ = run(path, capsys=capsys)
     assert code == 1
-    assert out == [f"{path}:1: error: spec.strategy: set exactly one delivery strategy: canary or blueGreen"]
+    assert out == [
+        f"{path}:1: error: spec.strategy: set exactly one delivery strategy: canary, blueGreen or experiment"
+    ]
