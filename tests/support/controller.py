@@ -38,6 +38,8 @@ class PrometheusStub:
     queries: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     """The evaluation time (`time=`) of each query, in order."""
+    conversions: dict[tuple[str, str], float] = field(default_factory=dict)
+    """A/B: model_conversions_total's increase per (slice, version)."""
 
     def healthy(self, versions: tuple[str, ...], slices: list[str], requests: float = 1000.0) -> None:
         self.counts = {(s, v): (requests, 0.0) for s in slices for v in versions}
@@ -51,7 +53,10 @@ class PrometheusStub:
             body = {"status": "error", "errorType": "unavailable", "error": "stub says no"}
             return httpx.Response(self.status, content=json.dumps(body).encode())
         result: list[dict[str, Any]] = []
-        if "model_requests_total" in query:
+        if "model_conversions_total" in query:
+            for (slice_name, version), value in self.conversions.items():
+                result.append({"metric": {"slice": slice_name, "version": version}, "value": [0, str(value)]})
+        elif "model_requests_total" in query:
             for (slice_name, version), (requests, errors) in self.counts.items():
                 base = {"slice": slice_name, "version": version}
                 result.append({"metric": {**base, "code": "200"}, "value": [0, str(requests - errors)]})
