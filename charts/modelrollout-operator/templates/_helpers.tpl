@@ -73,10 +73,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["modelrollout.io"]
   resources: ["modelrollouts/finalizers"]
   verbs: ["update"]
-# Per-version Deployments: listed by label, server-side applied (patch; create on first apply), deleted.
+# Per-version Deployments: listed and watched by label (the operator reads them from a watch), server-side applied
+# (patch; create on first apply), deleted.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
   verbs: ["patch"]

@@ -96,6 +96,16 @@ async def operator_actions(kube: Kube, rollout: dict[str, Any]) -> None:
         namespace, name, ModelRolloutStatus(phase="Pending", observed_generation=1).wire()
     )
 
+    kube.watch_deployments([namespace])  # the operator reads Deployments from a LIST, then a WATCH
+    informer = kube.informer
+    assert informer is not None
+    for _ in range(300):
+        if namespace in informer.synced:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # a refused WATCH would drop the cache and LIST again after 1 s
+    assert namespace in informer.synced
+    assert informer.lists == 1
     assert await kube.list_deployments(namespace, name) == []
     await kube.apply(render_service(name, namespace, uid, spec, "v1"))
     await kube.apply(render_deployment(name, namespace, uid, spec, "v1", "s3://models/v1", 2))

@@ -24,7 +24,7 @@ NAMESPACED_RULES = {
     ("modelrollout.io", "modelrollouts"): {"get", "list", "watch", "patch"},
     ("modelrollout.io", "modelrollouts/status"): {"patch"},
     ("modelrollout.io", "modelrollouts/finalizers"): {"update"},
-    ("apps", "deployments"): {"list", "create", "patch", "delete"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
     ("apps", "deployments/scale"): {"patch"},
     ("", "services"): {"create", "patch", "delete"},
     ("networking.istio.io", "virtualservices"): {"get", "create", "patch"},
