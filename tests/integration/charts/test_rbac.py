@@ -25,6 +25,7 @@ from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.identity import GATEWAY_GROUP, GATEWAY_VERSION, GROUP, HTTP_ROUTES, PLURAL, VERSION
 from modelrollout.kube import Kube, KubeError
+from modelrollout.kube.informer import DeploymentInformer
 from modelrollout.sandbox.processes import free_port, http_ok, start, tail, wait_ready
 from modelrollout.traffic.gatewayapi import desired_http_route, owned_rules
 from modelrollout.traffic.istio import desired_virtual_service, owned_routes
@@ -96,16 +97,18 @@ async def operator_actions(kube: Kube, rollout: dict[str, Any]) -> None:
         namespace, name, ModelRolloutStatus(phase="Pending", observed_generation=1).wire()
     )
 
-    kube.watch_deployments([namespace])  # the operator reads Deployments from a LIST, then a WATCH
-    informer = kube.informer
-    assert informer is not None
-    for _ in range(300):
-        if namespace in informer.synced:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5)  # a refused WATCH would drop the cache and LIST again after 1 s
-    assert namespace in informer.synced
-    assert informer.lists == 1
+    informer = DeploymentInformer(kube.apps, kube.api, [namespace])  # the operator's LIST, then WATCH
+    informer.start()
+    try:
+        for _ in range(300):
+            if namespace in informer.synced:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # a refused WATCH would drop the cache and LIST again after 1 s
+        assert namespace in informer.synced
+        assert informer.lists == 1
+    finally:
+        await informer.stop()
     assert await kube.list_deployments(namespace, name) == []
     await kube.apply(render_service(name, namespace, uid, spec, "v1"))
     await kube.apply(render_deployment(name, namespace, uid, spec, "v1", "s3://models/v1", 2))
