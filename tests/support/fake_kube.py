@@ -201,12 +201,16 @@ class FakeKube:
         self._done("patch", "modelrollout")
         return copy.deepcopy(self.rollouts[(namespace, name)])
 
-    async def patch_rollout_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def patch_rollout_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> None:
         action = f"write status of ModelRollout {namespace}/{name}"
         await self._enter("patch", "modelrollout/status", namespace, name, action)
         stored = self.rollouts.get((namespace, name))
         if stored is None:
             raise self._refuse(action, 404, f'modelrollouts.modelrollout.io "{name}" not found')
+        if resource_version is not None and stored["metadata"]["resourceVersion"] != resource_version:
+            raise self._refuse(action, 409, "the object has been modified; please apply your changes")
         stored["status"] = copy.deepcopy(status)
         stored["metadata"]["resourceVersion"] = self._next()
         self.writes["status"] += 1

@@ -66,6 +66,10 @@ def _operator(args: argparse.Namespace) -> int:
             log_format=args.log_format,
             verbose=args.verbose,
             status_refresh=args.status_refresh,
+            leader_elect=args.leader_elect,
+            lease_name=args.lease_name,
+            lease_namespace=args.lease_namespace,
+            lease_duration=args.lease_duration,
             batch_queries=args.batch_queries == "on",
             batch_window=args.batch_window,
         )
@@ -153,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--log-format", choices=["text", "json"], default="text")
     operator.add_argument(
         "--status-refresh", default="60s", help="how often unchanged evidence is rewritten to status"
+    )
+    operator.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="reconcile only while holding a coordination.k8s.io Lease (run two or more replicas)",
+    )
+    operator.add_argument("--lease-name", default="modelrollout-operator", help="the Lease's name")
+    operator.add_argument(
+        "--lease-namespace", help="the Lease's namespace (default: $POD_NAMESPACE, else default)"
+    )
+    operator.add_argument(
+        "--lease-duration",
+        default="15s",
+        help="how long a silent leader keeps the Lease (renewed every third)",
     )
     operator.add_argument(
         "--batch-queries",

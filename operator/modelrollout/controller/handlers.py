@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +23,13 @@ from modelrollout.controller.runtime import Runtime
 from modelrollout.controller.tick import RETRY_AFTER_ERROR, Reconciler
 from modelrollout.identity import FINALIZER, GROUP, PLURAL, VERSION
 from modelrollout.kube import connect
+from modelrollout.kube.lease import LeaseElector
 
 log = logging.getLogger("modelrollout.operator")
+
+
+STANDBY_POLL = 0.5
+"""How often a standby's daemons look whether this replica now leads."""
 
 
 @dataclass
@@ -33,6 +39,9 @@ class OperatorConfig:
     metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
     namespaces: list[str] = field(default_factory=list)
     """Namespaces the operator watches (empty: all)."""
+    leader_lease: tuple[str, str] | None = None
+    """(namespace, name) of the Lease this replica must hold to reconcile; None: reconcile without one."""
+    lease_duration: float = 15.0
     batch_window: float | None = None
     """Seconds a batched query waits for more rollouts; None: every rollout sends its own queries."""
 
@@ -41,6 +50,7 @@ class OperatorConfig:
 class _State:
     config: OperatorConfig = field(default_factory=OperatorConfig)
     runtime: Runtime | None = None
+    elector: LeaseElector | None = None
     wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     seen: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
 
@@ -60,6 +70,14 @@ async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     kube = await connect(STATE.config.kubeconfig)
     kube.watch_deployments(STATE.config.namespaces)  # ticks read workloads from the watch, not a LIST each
+    if STATE.config.leader_lease is not None:
+        namespace, name = STATE.config.leader_lease
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        duration = STATE.config.lease_duration
+        STATE.elector = LeaseElector(
+            kube.api, namespace, name, identity, duration=duration, renew=duration / 3
+        )
+        STATE.elector.start()
     STATE.runtime = Runtime(
         kube=kube,
         outbound=Outbound(),
@@ -79,6 +97,8 @@ def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def _cleanup(**_: Any) -> None:
+    if STATE.elector is not None:
+        await STATE.elector.stop()  # hands the Lease over at once instead of letting it expire
     if STATE.runtime is not None:
         await STATE.runtime.close()
 
@@ -109,6 +129,11 @@ async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, nam
         runtime = STATE.runtime
         if runtime is None:
             await asyncio.sleep(0.5)
+            continue
+        if STATE.elector is not None and not STATE.elector.leading:
+            # A warm standby: watches and caches run, nothing is decided until this replica holds the Lease.
+            due = None
+            await _sleep(wake, stopped, STANDBY_POLL)
             continue
         started = time.monotonic()
         if due is not None and not wake.is_set():

@@ -23,6 +23,10 @@ class OperatorOptions:
     log_format: str = "text"
     verbose: bool = False
     status_refresh: str = "60s"
+    leader_elect: bool = False
+    lease_name: str = "modelrollout-operator"
+    lease_namespace: str | None = None
+    lease_duration: str = "15s"
     batch_queries: bool = True
     batch_window: str = "500ms"
 
@@ -49,6 +53,12 @@ def run(options: OperatorOptions) -> None:
         handlers.OperatorConfig(
             kubeconfig=options.kubeconfig,
             namespaces=options.namespaces,
+            leader_lease=(
+                (options.lease_namespace or os.environ.get("POD_NAMESPACE") or "default", options.lease_name)
+                if options.leader_elect
+                else None
+            ),
+            lease_duration=seconds(options.lease_duration),
             status_refresh=seconds(options.status_refresh),
             metrics=metrics,
             batch_window=seconds(options.batch_window) if options.batch_queries else None,

@@ -48,7 +48,7 @@ async def write_status(
     fresh = last is not None and time.monotonic() - last < rt.status_refresh
     if not force and fresh and decision_relevant(after) == decision_relevant(before):
         return
-    await rt.kube.patch_rollout_status(ref.namespace, ref.name, after)
+    await rt.kube.patch_rollout_status(ref.namespace, ref.name, after, ref.resource_version)
     rt.last_status_write[ref.key] = time.monotonic()
 
 
@@ -61,7 +61,7 @@ async def record_refusal(rt: Runtime, ref: RolloutRef, raw_status: dict[str, Any
     spec_refused(status, message, rt.clock(), ref.generation)
     after = status.wire()
     if after != raw_status:
-        await rt.kube.patch_rollout_status(ref.namespace, ref.name, after)
+        await rt.kube.patch_rollout_status(ref.namespace, ref.name, after, ref.resource_version)
         await rt.kube.create_event(ref.event_target(), "Warning", "InvalidSpec", message)
 
 

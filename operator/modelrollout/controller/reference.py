@@ -18,6 +18,8 @@ class RolloutRef:
     uid: str
     generation: int
     annotations: Mapping[str, str] = field(default_factory=dict)
+    resource_version: str | None = None
+    """The version this tick read and plans from: its status write carries it, so a newer write wins."""
 
     @classmethod
     def from_object(cls, body: Mapping[str, Any]) -> RolloutRef:
@@ -28,6 +30,7 @@ class RolloutRef:
             uid=str(meta.get("uid") or ""),
             generation=int(meta.get("generation") or 0),
             annotations=dict(meta.get("annotations") or {}),
+            resource_version=str(meta["resourceVersion"]) if meta.get("resourceVersion") else None,
         )
 
     @property

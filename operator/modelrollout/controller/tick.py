@@ -23,10 +23,12 @@ from modelrollout.controller.observe import observe
 from modelrollout.controller.record import announce, record_refusal, write_status
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
+from modelrollout.errors import KubeError
 from modelrollout.plan import plan
 from modelrollout.plan.conditions import reconciled
 
 RETRY_AFTER_ERROR = 5.0
+CONFLICT = 409
 IDLE_INTERVAL = 30.0
 """How often a rollout without a readable spec is looked at again (a spec change wakes it sooner)."""
 
@@ -52,6 +54,13 @@ class Reconciler:
         started = time.monotonic()
         try:
             return await self._tick(namespace, name)
+        except KubeError as error:
+            if error.status != CONFLICT:
+                raise
+            # Someone wrote the rollout since this tick read it (a command, or another replica that now
+            # leads): the plan was made from a stale position, so nothing of it is recorded; plan again now.
+            self.rt.metrics.errors.labels(namespace, name, "Conflict").inc()
+            return TickReport(next_in=0.0)
         finally:
             self.rt.metrics.tick_seconds.observe(time.monotonic() - started)
             for kind, count in self.rt.kube.writes.items():

@@ -191,9 +191,18 @@ class Kube:
         self.writes["modelrollout"] += 1
         return dict(result)
 
-    async def patch_rollout_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Replaces the whole status (a JSON patch `add` of /status), so fields the planner cleared disappear."""
+    async def patch_rollout_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> None:
+        """Replaces the whole status (a JSON patch `add` of /status), so fields the planner cleared disappear.
+
+        With `resource_version` the patch also sets metadata.resourceVersion, which the API server treats as a
+        precondition: a write by anyone since that read makes this one a 409 Conflict (fencing).
+        """
         self.requests["patch modelrollout/status"] += 1
+        patch: list[dict[str, Any]] = [{"op": "add", "path": "/status", "value": status}]
+        if resource_version is not None:
+            patch.append({"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version})
         await _call(
             f"write status of {KIND} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status(
@@ -202,7 +211,7 @@ class Kube:
                 namespace,
                 PLURAL,
                 name,
-                [{"op": "add", "path": "/status", "value": status}],
+                patch,
                 _content_type=JSON_PATCH,
             ),
         )

@@ -32,8 +32,11 @@ class KubeApi(Protocol):
         """Merge-patches metadata or spec; returns the updated object."""
         ...
 
-    async def patch_rollout_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Replaces the whole status subresource."""
+    async def patch_rollout_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> None:
+        """Replaces the whole status subresource; with `resource_version`, only if the object is still at it
+        (else a 409 KubeError: someone wrote since that read)."""
         ...
 
     # Workloads

@@ -14,6 +14,7 @@ import pytest
 from modelrollout.identity import CLAIM_ANNOTATION, service_host
 from modelrollout.kube import KubeError
 from tests.support.controller import NAME, NAMESPACE, Harness
+from tests.support.fake_kube import FakeKube
 
 SLICES = ["ios", "android", "default"]
 NOTIFY = "http://hooks.test/notify"
@@ -243,3 +244,26 @@ def _analysis() -> dict[str, Any]:
     from tests.support.world import spec_dict
 
     return dict(spec_dict()["analysis"])
+
+
+async def test_a_status_planned_from_a_stale_read_is_refused_and_the_tick_plans_again() -> None:
+    """Fencing: another replica's newer decision lands between this tick's read and its status write."""
+    h = Harness()
+    await stable_v1(h)
+    h.set_version("v2")
+    newer = {"phase": "RolledBack", "stableVersion": "v1", "message": "another replica rolled back"}
+
+    def other_replica_decides(kube: FakeKube) -> None:
+        stored = kube.rollout(NAMESPACE, NAME)
+        stored["status"] = newer
+        stored["metadata"]["resourceVersion"] = kube._next()
+        kube.rollouts[(NAMESPACE, NAME)] = stored
+        kube.hooks.clear()  # once
+
+    h.kube.on("patch", "modelrollout/status", other_replica_decides)
+    report = await h.tick()
+    assert h.status == newer  # the stale plan did not overwrite the newer decision
+    assert report.next_in == 0.0  # and the daemon plans again at once, from what is there now
+    again = await h.tick()
+    assert again.next_in > 0  # planned from the fresh read, so its write is accepted
+    assert h.status != newer  # and it recorded its own decision
