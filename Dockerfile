@@ -7,6 +7,8 @@
 # second. The tag below moves with Debian and Python patch releases; in production pin the base by digest
 # (python:3.11-slim-bookworm@sha256:<digest>, e.g. from `docker buildx imagetools inspect`) and let a bot
 # such as Renovate propose digest bumps, so every rebuild of a release is byte-for-byte the same input.
+# Any base with python (3.11+), pip and venv on PATH and groupadd/useradd works: `make image` here passes
+# `--build-arg PYTHON_IMAGE=` a Debian bookworm base bootstrapped locally (no registry is reachable).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: wheels for the operator and its pinned dependencies, installed into /opt/venv ---------------
@@ -15,12 +17,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
-COPY operator/ operator/
+# The dependencies first, in their own layer: it is rebuilt only when the pins change, not with every edit.
 # constraints.txt pins every dependency the lock resolved; the operator installs without its dev/sandbox extras.
-RUN pip wheel --constraint constraints.txt --wheel-dir /wheels . \
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+      > requirements.txt \
  && python -m venv --without-pip /opt/venv \
- && pip --python /opt/venv/bin/python install --no-index --find-links /wheels modelrollout \
+ && pip --python /opt/venv/bin/python install --constraint constraints.txt --requirement requirements.txt
+COPY README.md ./
+COPY operator/ operator/
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && pip --python /opt/venv/bin/python install --no-deps --no-index /wheels/modelrollout-*.whl \
  && /opt/venv/bin/python -c "import modelrollout.controller.main" \
  && /opt/venv/bin/modelrollout operator --help > /dev/null
 

@@ -23,6 +23,20 @@ def _tools(_: argparse.Namespace) -> int:
     return 0
 
 
+def _images(_: argparse.Namespace) -> int:
+    from modelrollout.sandbox import images, tools
+
+    started = time.monotonic()
+    try:
+        built = images.ensure_images(console.print)
+    except tools.ToolError as error:
+        console.print(f"[red]images failed:[/red] {error}")
+        return 1
+    console.print(f"  images ready in {time.monotonic() - started:.0f}s (cache: {images.images_dir()})")
+    console.print(f"  operator image: {built.operator.ref}")
+    return 0
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from modelrollout.sandbox import tools
     from modelrollout.sandbox.cluster import Sandbox, status
@@ -136,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelrollout", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tools", help="build, unpack or fetch the pinned sandbox tools").set_defaults(func=_tools)
+    sub.add_parser(
+        "images", help="build the operator, model-server and pause images for the real node (cached)"
+    ).set_defaults(func=_images)
     sandbox = sub.add_parser(
         "sandbox", help="the local Kubernetes control plane with kwok nodes and Prometheus"
     )
