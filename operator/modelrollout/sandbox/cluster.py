@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from modelrollout.sandbox import tools
+from modelrollout.sandbox import realnode, tools
 from modelrollout.sandbox.processes import (
     Process,
     SandboxError,
@@ -30,11 +30,13 @@ from modelrollout.sandbox.processes import (
     start,
     wait_ready,
 )
+from modelrollout.sandbox.realnode import RealNode, RealNodeState
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
 NODE_NAMES = ("kwok-node-1", "kwok-node-2")
 LOAD_SCRAPE_SECONDS = 5
 """Scrape interval of the `load` job (one synthetic target with every rollout's series)."""
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # Pod IPs handed out by kwok stay on this machine: nothing dials them, and a mistake would stay local.
 POD_CIDR = "127.64.0.0/16"
 SERVICE_CIDR = (
@@ -59,6 +61,7 @@ class SandboxState:
     pids: dict[str, list[int]]  # component -> [pid, start time in clock ticks]
     binaries: dict[str, str]
     started_at: float = field(default_factory=time.time)
+    real_node: dict[str, Any] | None = None  # RealNodeState's fields once `start_real_node()` ran
 
     def processes(self) -> list[Process]:
         logs = Path(self.root) / "logs"
@@ -85,6 +88,7 @@ class Sandbox:
         self.processes: list[Process] = []
         self.state: SandboxState | None = None
         self._crds_apply: subprocess.Popen[bytes] | None = None
+        self.real_node: RealNodeState | None = None
 
     # Paths -------------------------------------------------------------------------------------------
     @property
@@ -151,6 +155,8 @@ class Sandbox:
         for process in processes:
             process.stop()
         self.processes = []
+        realnode.cleanup(self.root)
+        self.real_node = None
         if self.state_file.exists():
             self.state_file.unlink()
 
@@ -188,7 +194,7 @@ class Sandbox:
 
     def _launch(
         self, name: str, argv: list[str], probe: Callable[[], bool], timeout: float | None = None
-    ) -> None:
+    ) -> Process:
         started = time.monotonic()
         process = start(name, argv, self.logs / f"{name}.log")
         self.processes.append(process)
@@ -196,9 +202,9 @@ class Sandbox:
         self.state.pids[name] = [process.pid, process.started]
         self._save()
         wait_ready(process, probe, timeout or self.start_timeout)
-        self.log(
-            f"  {name:<24} ready on 127.0.0.1:{self.state.ports[name]} ({time.monotonic() - started:.1f}s)"
-        )
+        where = f" on 127.0.0.1:{self.state.ports[name]}" if name in self.state.ports else ""
+        self.log(f"  {name:<24} ready{where} ({time.monotonic() - started:.1f}s)")
+        return process
 
     def _start_all(self, binaries: dict[str, str], ports: dict[str, int], token: str) -> None:
         pki = self.root / "pki"
@@ -310,7 +316,9 @@ class Sandbox:
                 binaries["kwok"],
                 f"--config={kwok_config}",
                 f"--kubeconfig={kubeconfig}",
-                "--manage-all-nodes=true",
+                # Only its own nodes: kwok would otherwise take over the real node's pods and fake their status.
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 f"--cidr={POD_CIDR}",
                 "--node-ip=127.0.0.1",
                 f"--node-port={ports['kwok']}",
@@ -430,6 +438,31 @@ class Sandbox:
         self.log(
             f"  {'gateway API CRDs':<24} HTTPRoute from sigs.k8s.io/gateway-api {tools.GATEWAY_API.version}"
         )
+
+    def start_real_node(self) -> RealNodeState:
+        """Starts the real node (kubelet, containerd, its network namespace) once; RealNodeUnavailable says
+        why when this machine cannot run containers."""
+        if self.real_node is not None:
+            return self.real_node
+        assert self.state is not None, "the sandbox must be up"
+        node = RealNode(
+            self.root,
+            self.kubeconfig,
+            self.state.ports["kube-apiserver"],
+            self.state.ports["prometheus"],
+            self._launch,
+            self.log,
+        )
+        try:
+            self.real_node = node.up()
+        except BaseException:
+            for name in reversed(realnode.COMPONENTS):
+                self.stop_component(name)
+            realnode.cleanup(self.root)
+            raise
+        self.state.real_node = asdict(self.real_node)
+        self._save()
+        return self.real_node
 
     def stop_component(self, name: str) -> None:
         """Stops one running component (to inject a fault); `restart_prometheus` brings Prometheus back."""
@@ -556,7 +589,7 @@ def _nodes() -> list[dict[str, Any]]:
             "kind": "Node",
             "metadata": {
                 "name": name,
-                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "annotations": {KWOK_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
                 "labels": {
                     "type": "kwok",
                     "kubernetes.io/hostname": name,

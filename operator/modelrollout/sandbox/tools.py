@@ -270,6 +270,16 @@ KUBERNETES = GoTool(
     ldflags=_k8s_ldflags(),
     tags="selinux,notest",
 )
+# The real node's kubelet: the same Kubernetes version, from its own module (tools/kubelet) so the
+# control-plane build above keeps its dependency set.
+KUBELET = GoTool(
+    name="kubelet",
+    version=KUBERNETES_VERSION,
+    module="kubelet",
+    packages={"kubelet": "k8s.io/kubernetes/cmd/kubelet"},
+    ldflags=_k8s_ldflags(),
+    tags="selinux,notest",
+)
 ETCD = GoTool(
     name="etcd", version=ETCD_VERSION, module="etcd", packages={"etcd": "go.etcd.io/etcd/server/v3"}
 )
@@ -311,7 +321,7 @@ GATEWAY_API = GoModuleFiles(
     files=(f"{GATEWAY_API_CRDS_DIR}/*.yaml",),
 )
 
-BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KWOK, HELM, PROMETHEUS)
+BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KUBELET, KWOK, HELM, PROMETHEUS)
 ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API, GATEWAY_API)
 _BY_BINARY: dict[str, GoTool | DebianTool] = {
     binary: tool
