@@ -262,6 +262,10 @@ class FakeKube:
             if ns == namespace and (item["metadata"].get("labels") or {}).get(ROLLOUT_LABEL) == rollout
         }
 
+    async def list_pods(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
+        await self._enter("list", "pod", namespace, "", f"list Pods of {namespace}/{rollout}")
+        return []  # the fake runs no pods: Deployments carry their ready count in status
+
     # VirtualServices and HTTPRoutes ------------------------------------------------------------------------
     async def get_virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_route(self.virtual_services, "VirtualService", namespace, name)

@@ -278,6 +278,13 @@ class Kube:
             for item in found.items
         }
 
+    async def list_pods(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
+        found = await _call(
+            f"list Pods of {namespace}/{rollout}",
+            self.core.list_namespaced_pod(namespace, label_selector=f"{ROLLOUT_LABEL}={rollout}"),
+        )
+        return [self._plain(item) for item in found.items]
+
     # VirtualServices and HTTPRoutes ------------------------------------------------------------------------
     async def get_virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_route(_VIRTUAL_SERVICE, namespace, name)

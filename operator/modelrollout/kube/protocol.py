@@ -62,6 +62,10 @@ class KubeApi(Protocol):
         """Service name -> model version, for the Services of one rollout."""
         ...
 
+    async def list_pods(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
+        """Pods labelled with the rollout's name (the sandbox routes to the ready ones, as Envoy would)."""
+        ...
+
     # VirtualServices
     async def get_virtual_service(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 

@@ -7,11 +7,12 @@ recorded timeline and traffic counters for what a scenario must (and must never)
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from rich.console import Console, Group
@@ -26,11 +27,17 @@ from modelrollout.api.status import TERMINAL
 from modelrollout.identity import HTTP_ROUTE_KIND
 from modelrollout.kube import KubeApi, connect
 from modelrollout.sandbox.cluster import Sandbox, SandboxState, wait_established
-from modelrollout.sandbox.fleet import Fleet
+from modelrollout.sandbox.fleet import SEED_ENV, Fleet
+from modelrollout.sandbox.images import ImageSet, ensure_images
+from modelrollout.sandbox.operator_pod import OperatorPod
 from modelrollout.sandbox.operator_process import OperatorProcess
+from modelrollout.sandbox.pod_fleet import PodFleet, PodView
+from modelrollout.sandbox.pod_server import BEHAVIOURS_ENV
+from modelrollout.sandbox.realnode import RealNodeState, placement
 from modelrollout.sandbox.report import write_report
 from modelrollout.sandbox.scenario import Event, Scenario, load_scenario
 from modelrollout.sandbox.trafficgen import TrafficGenerator, TrafficStats
+from modelrollout.traffic import gatewayapi, istio
 from modelrollout.traffic.provider import route_object
 
 VERDICT_STYLE = {"Pass": "green", "Fail": "bold red", "Inconclusive": "yellow"}
@@ -53,6 +60,31 @@ class Sample:
     """User requests (probes left out) sent to the candidate so far."""
 
 
+@dataclass(frozen=True)
+class Revision:
+    """One revision of the VirtualService as it was written, and the candidate's capacity when it was seen."""
+
+    t: float
+    resource_version: str
+    weights: dict[str, int]
+    """Per slice, the percent of requests routed to the candidate."""
+    mirror: dict[str, float]
+    candidate_ready: int
+    """Model-ready candidate replicas read right after this revision: pods whose Ready condition the
+    kubelet set (real node), or the Deployment's readyReplicas (kwok)."""
+
+
+@dataclass
+class PodRecord:
+    """The real node's pods of a run: requests sent to each pod incarnation and which were ever Ready."""
+
+    sent: dict[tuple[str, int], int]
+    ever_ready: set[tuple[str, int]]
+    final: dict[str, PodView]
+    failed_load: list[str]
+    """Replicas the fail-replica-load event made fail."""
+
+
 @dataclass
 class DemoResult:
     scenario: Scenario
@@ -65,6 +97,8 @@ class DemoResult:
     report: Path | None
     operator_starts: int
     elapsed: float
+    revisions: list[Revision] = field(default_factory=list)
+    pods: PodRecord | None = None
 
     @property
     def ok(self) -> bool:
@@ -87,6 +121,9 @@ class _Run:
     stable: str
     faults: list[_Fault] = field(default_factory=list)
     log: list[tuple[float, str]] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
+    failed_load: list[str] = field(default_factory=list)
+    began: float = field(default_factory=time.monotonic)
 
 
 class DemoRunner:
@@ -102,8 +139,10 @@ class DemoRunner:
         keep: bool = False,
         status_refresh: str = "1s",
         provider: str | None = None,
+        operator: Literal["process", "pod"] = "process",
     ) -> None:
-        """`provider` moves a scenario file's traffic to that provider (`scenario.on_provider`)."""
+        """`provider` moves a scenario file's traffic to that provider (`scenario.on_provider`); `operator="pod"`
+        runs the operator from the Helm chart and its image on the real node."""
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, provider)
         self.own_sandbox = sandbox is None
         self.sandbox = sandbox or Sandbox(".sandbox")
@@ -114,7 +153,10 @@ class DemoRunner:
         self.keep = keep
         # Evidence refreshed every tick by default: the live view and the report show current guard values.
         self.status_refresh = status_refresh
-        self.operator: OperatorProcess | None = None
+        self.operator_mode = operator
+        self.operator: OperatorProcess | OperatorPod | None = None
+        self.real_node: RealNodeState | None = None
+        self.images: ImageSet | None = None
 
     # Entry point -----------------------------------------------------------------------------------------
     async def run(self) -> DemoResult:
@@ -127,18 +169,48 @@ class DemoRunner:
         state = self.sandbox.state
         assert state is not None, "the sandbox must be up"
         kube = await connect(state.kubeconfig)
-        fleet = Fleet.from_scenario(self.sandbox, self.scenario, namespace=self.namespace)
-        # Evidence refreshed every tick: the live view and the report show current guard values.
-        operator = OperatorProcess(
-            Path(state.kubeconfig), self.namespace, self.sandbox.logs, status_refresh=self.status_refresh
-        )
+        prometheus_url = state.prometheus
+        if self.scenario.node == "real" or self.operator_mode == "pod":
+            say("[bold]real node[/bold]: a kubelet on containerd and runc beside the kwok nodes")
+            self.real_node = await asyncio.to_thread(self.sandbox.start_real_node)
+            self.images = await asyncio.to_thread(ensure_images, lambda line: None)
+        fleet: Fleet | PodFleet
+        if self.scenario.node == "real":
+            assert self.real_node is not None
+            fleet = PodFleet(
+                kube,
+                self.sandbox,
+                self.namespace,
+                str(self.scenario.rollout.metadata.name),
+                self.scenario.rollout.spec.readiness.port,
+                self.real_node.pod_cidr,
+            )
+        else:
+            fleet = Fleet.from_scenario(self.sandbox, self.scenario, namespace=self.namespace)
+        operator: OperatorProcess | OperatorPod
+        if self.operator_mode == "pod":
+            assert self.real_node is not None
+            assert self.images is not None
+            prometheus_url = self.real_node.prometheus_url  # as a pod on the real node reaches it
+            operator = OperatorPod(
+                Path(state.kubeconfig), self.namespace, self.images.operator.ref, self.sandbox.logs,
+                status_refresh=self.status_refresh,
+            )  # fmt: skip
+        else:
+            # Evidence refreshed every tick: the live view and the report show current guard values.
+            operator = OperatorProcess(
+                Path(state.kubeconfig), self.namespace, self.sandbox.logs, status_refresh=self.status_refresh
+            )
         self.operator = operator
         traffic: TrafficGenerator | None = None
         try:
             await self._prepare(state, kube)
-            say(f"[bold]operator[/bold]: starting, watching namespace {self.namespace}")
+            where = "as a pod from the Helm chart" if self.operator_mode == "pod" else "as a local process"
+            say(f"[bold]operator[/bold]: starting {where}, watching namespace {self.namespace}")
             await asyncio.to_thread(operator.start)
             self.sandbox.add_scrape_target(f"operator-{self.namespace}", operator.metrics_address)
+            if isinstance(fleet, PodFleet):
+                await fleet.start()
             run = _Run(
                 kube,
                 self.namespace,
@@ -152,7 +224,7 @@ class DemoRunner:
             say(
                 f"[bold]rollout[/bold]: applying {run.name} at {run.stable} (the first version becomes stable)"
             )
-            await self._apply(kube, self.scenario.manifest(self.namespace, state.prometheus))
+            await self._apply(kube, self._placed(self.scenario.manifest(self.namespace, prometheus_url)))
             await self._wait_stable(kube, run, within=90)
             traffic = self._traffic(kube, fleet, run)
             await traffic.start()
@@ -161,11 +233,19 @@ class DemoRunner:
             await asyncio.sleep(3)  # stable's own baseline in the window before the candidate appears
             await fleet.astart(run.candidate)
             say(f"[bold]rollout[/bold]: {run.stable} -> {run.candidate}: applying the new version")
-            await self._apply(kube, self.scenario.updated_manifest(self.namespace, state.prometheus))
+            run.began = time.monotonic()
+            recorder = asyncio.create_task(self._record(run, fleet))
+            await self._apply(
+                kube, self._placed(self.scenario.updated_manifest(self.namespace, prometheus_url))
+            )
             generation = int(
                 (await kube.get_rollout(self.namespace, run.name) or {})["metadata"]["generation"]
             )
-            timeline, status = await self._follow(run, operator, fleet, generation, traffic.stats)
+            try:
+                timeline, status = await self._follow(run, operator, fleet, generation, traffic.stats)
+            finally:
+                recorder.cancel()
+                await asyncio.gather(recorder, return_exceptions=True)
             problems = self.scenario.expect.failures(status)
             if not timeline or timeline[-1].phase not in TERMINAL:
                 problems.insert(0, f"did not finish within {self.scenario.timeout}")
@@ -183,6 +263,8 @@ class DemoRunner:
                 report=report,
                 operator_starts=operator.starts,
                 elapsed=time.monotonic() - started,
+                revisions=run.revisions,
+                pods=self._pod_record(fleet, run),
             )
             self._summary(result)
             return result
@@ -191,6 +273,8 @@ class DemoRunner:
                 await traffic.stop()
             fleet.stop_all()
             operator.stop()
+            if isinstance(fleet, PodFleet):  # the real node's pods would keep loading a shared machine
+                self.sandbox.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
             self.sandbox.remove_scrape_target(f"operator-{self.namespace}")
             await kube.close()
             if self.own_sandbox and not self.keep:
@@ -217,7 +301,64 @@ class DemoRunner:
             await asyncio.sleep(0.5)
         raise TimeoutError(f"{run.name} did not make {run.stable} stable within {within:.0f}s")
 
-    def _traffic(self, kube: KubeApi, fleet: Fleet, run: _Run) -> TrafficGenerator:
+    def _placed(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """With `node: real`: the model-server image on the real node, each version's behaviour in its env."""
+        if self.scenario.node != "real":
+            return manifest
+        assert self.images is not None
+        pod = manifest["spec"]["template"].setdefault("spec", {})
+        pod.update(placement())
+        behaviours = {
+            version: behaviour.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for version, behaviour in self.scenario.fleet.versions.items()
+        }
+        server = pod["containers"][0]
+        server["image"] = self.images.model_server.ref
+        server["imagePullPolicy"] = "Never"
+        server["env"] = [
+            *(server.get("env") or []),
+            {"name": BEHAVIOURS_ENV, "value": json.dumps(behaviours, sort_keys=True)},
+            {"name": SEED_ENV, "value": str(self.scenario.fleet.seed)},
+            {"name": "PROMETHEUS_DISABLE_CREATED_SERIES", "value": "true"},
+        ]
+        return manifest
+
+    async def _record(self, run: _Run, fleet: Fleet | PodFleet) -> None:
+        """Every revision of the route object (VirtualService or HTTPRoute), with the candidate's model-ready replicas read right after it
+        (readiness only grows during a load, so the count is never below what the operator could have seen)."""
+        target = route_object(self.scenario.rollout.spec)
+        gateway = target.kind == HTTP_ROUTE_KIND
+        read = run.kube.get_http_route if gateway else run.kube.get_virtual_service
+        observe = gatewayapi if gateway else istio
+        seen = ""
+        while True:
+            body = await read(run.namespace, target.name)
+            version = str((body or {}).get("metadata", {}).get("resourceVersion") or "")
+            if body is not None and version != seen:
+                seen = version
+                routes = target.routes(body)
+                if isinstance(fleet, PodFleet):
+                    pods = [PodView.of(p) for p in await run.kube.list_pods(run.namespace, run.name)]
+                    ready = sum(1 for p in pods if p.version == run.candidate and p.ready)
+                else:
+                    ready = await self._candidate_ready(run)
+                run.revisions.append(
+                    Revision(
+                        t=time.monotonic() - run.began,
+                        resource_version=version,
+                        weights=observe.observed_weights(routes),
+                        mirror=observe.observed_mirror(routes),
+                        candidate_ready=ready,
+                    )
+                )
+            await asyncio.sleep(0.2)
+
+    def _pod_record(self, fleet: Fleet | PodFleet, run: _Run) -> PodRecord | None:
+        if not isinstance(fleet, PodFleet):
+            return None
+        return PodRecord(dict(fleet.sent), set(fleet.ever_ready), dict(fleet.pods), list(run.failed_load))
+
+    def _traffic(self, kube: KubeApi, fleet: Fleet | PodFleet, run: _Run) -> TrafficGenerator:
         target = route_object(self.scenario.rollout.spec)
         read = kube.get_http_route if target.kind == HTTP_ROUTE_KIND else kube.get_virtual_service
         versions: dict[str, str] = {}
@@ -240,13 +381,19 @@ class DemoRunner:
             seed=7,
             arrival=traffic.arrival,
             concurrency=traffic.concurrency,
+            networks=[self.real_node.pod_cidr] if isinstance(fleet, PodFleet) and self.real_node else [],
         )
 
     async def _follow(
-        self, run: _Run, operator: OperatorProcess, fleet: Fleet, generation: int, stats: TrafficStats
+        self,
+        run: _Run,
+        operator: OperatorProcess | OperatorPod,
+        fleet: Fleet | PodFleet,
+        generation: int,
+        stats: TrafficStats,
     ) -> tuple[list[Sample], dict[str, Any]]:
         timeline: list[Sample] = []
-        began = time.monotonic()
+        began = run.began
         deadline = began + seconds(self.scenario.timeout)
         status: dict[str, Any] = {}
         display = Live(console=self.console, refresh_per_second=4, transient=False) if self.live else None
@@ -304,7 +451,12 @@ class DemoRunner:
 
     # Faults and operations -------------------------------------------------------------------------------
     async def _faults(
-        self, run: _Run, operator: OperatorProcess, fleet: Fleet, elapsed: float, status: dict[str, Any]
+        self,
+        run: _Run,
+        operator: OperatorProcess | OperatorPod,
+        fleet: Fleet | PodFleet,
+        elapsed: float,
+        status: dict[str, Any],
     ) -> None:
         for fault in run.faults:
             event = fault.event
@@ -330,7 +482,13 @@ class DemoRunner:
         return f"{event.action}{lasting} at {where}"
 
     async def _act(
-        self, run: _Run, operator: OperatorProcess, fleet: Fleet, event: Event, *, undo: bool
+        self,
+        run: _Run,
+        operator: OperatorProcess | OperatorPod,
+        fleet: Fleet | PodFleet,
+        event: Event,
+        *,
+        undo: bool,
     ) -> None:
         action = event.action
         if action == "stop-prometheus":
@@ -345,6 +503,16 @@ class DemoRunner:
                 await asyncio.to_thread(operator.kill)
                 if action == "restart-operator":
                     await asyncio.to_thread(operator.start)
+        elif action == "fail-replica-load":
+            assert isinstance(fleet, PodFleet)
+            version = (
+                run.candidate
+                if event.version == "candidate"
+                else run.stable
+                if event.version == "stable"
+                else str(event.version)
+            )
+            run.failed_load.append(await fleet.fail_load(version))
         elif action == "stop-fleet-version":
             version = {"stable": run.stable, "candidate": run.candidate}.get(
                 event.version or "", event.version or ""

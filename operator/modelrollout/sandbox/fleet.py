@@ -78,6 +78,12 @@ class SimulatedModel:
         self.rng = rng or random.Random()
         self._resolved: dict[str, ResolvedBehaviour] = {}
         self.loaded = False
+        self.fail_requested = False
+        self.load_seconds = seconds(behaviour.load_time)
+        if behaviour.load_time_max is not None:  # drawn only then: other scenarios keep their random sequence
+            self.load_seconds = self.rng.uniform(
+                self.load_seconds, max(self.load_seconds, seconds(behaviour.load_time_max))
+            )
 
     def for_slice(self, slice_name: str) -> ResolvedBehaviour:
         if slice_name not in self._resolved:
@@ -85,9 +91,11 @@ class SimulatedModel:
         return self._resolved[slice_name]
 
     async def load(self) -> None:
-        await asyncio.sleep(seconds(self.behaviour.load_time))
+        await asyncio.sleep(self.load_seconds)
         if self.behaviour.fail_load:
             raise RuntimeError("simulated load failure (failLoad is set for this version)")
+        if self.fail_requested:
+            raise RuntimeError("simulated load failure (requested for this replica)")
         self.loaded = True
 
     async def warmup(self) -> None:

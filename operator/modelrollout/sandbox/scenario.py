@@ -117,6 +117,9 @@ class VersionBehaviour(Model):
 
     load_time: Duration = "0s"
     """Time to load the model; the model-ready endpoint answers 503 until it (and the warm-up) is over."""
+    load_time_max: Duration | None = None
+    """With it, each server draws its load time uniformly between load_time and this (replicas of one
+    version then finish loading at different times, as large models do)."""
     warmup_inferences: int = Field(default=3, ge=0, le=1000)
     """Inferences run after loading, before the version reports ready."""
     fail_load: bool = False
@@ -263,6 +266,7 @@ EventAction = Literal[
     "restart-operator",
     "stop-operator",
     "stop-fleet-version",
+    "fail-replica-load",
     "pause",
     "resume",
     "promote",
@@ -270,6 +274,7 @@ EventAction = Literal[
 ]
 # Faults that the runner undoes after `duration` (without one they last until the end).
 UNDOABLE_ACTIONS = ("stop-prometheus", "stop-operator", "stop-fleet-version")
+VERSION_ACTIONS = ("stop-fleet-version", "fail-replica-load")
 _STATUS_FIELD = re.compile(r"^(?:[a-z][A-Za-z0-9]*|slice\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z][A-Za-z0-9]*)$")
 _COMPARISON = re.compile(r"^\s*([^\s=!<>]+)\s*(==|!=|<=|>=|<|>)\s*(\"[^\"]*\"|'[^']*'|[^\s\"']+)\s*$")
 _PHASES: tuple[str, ...] = get_args(Phase)
@@ -367,8 +372,8 @@ class Event(Model):
                 raise ValueError(f"when: {error}") from None
         if self.duration is not None and self.action not in UNDOABLE_ACTIONS:
             raise ValueError(f"duration: only {', '.join(UNDOABLE_ACTIONS)} take a duration")
-        if (self.version is not None) != (self.action == "stop-fleet-version"):
-            raise ValueError("version: required by stop-fleet-version and only by it")
+        if (self.version is not None) != (self.action in VERSION_ACTIONS):
+            raise ValueError(f"version: required by {' and '.join(VERSION_ACTIONS)} and only by them")
         return self
 
     def condition(self) -> list[Comparison]:
@@ -430,6 +435,10 @@ class Scenario(Model):
     """The expected end."""
     timeout: Duration = "5m"
     """How long the runner waits for the expected end after the update."""
+    node: Literal["kwok", "real"] = "kwok"
+    """Where the model servers run: `kwok` (local processes beside kwok's simulated pods; model load is a
+    readiness delay) or `real` (pods of the model-server image on the sandbox's real node, whose kubelet runs
+    the rendered startup and readiness probes)."""
 
     _raw_rollout: dict[str, Any] = PrivateAttr(default_factory=dict)
     _raw_update: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -483,6 +492,12 @@ class Scenario(Model):
         for event in self.events:
             if event.version not in (None, "stable", "candidate", stable, candidate):
                 raise ValueError(f"events: version {event.version!r} is neither {stable} nor {candidate}")
+            if event.action == "fail-replica-load" and self.node != "real":
+                raise ValueError("events: fail-replica-load needs `node: real` (a replica is a pod there)")
+            if event.action == "stop-fleet-version" and self.node == "real":
+                raise ValueError(
+                    "events: stop-fleet-version stops a local server; with `node: real` there is none"
+                )
         _validate_spec(self._apply_update(self.rollout.spec.wire()), "update")
         return self
 

@@ -289,13 +289,17 @@ def _pick(destinations: Sequence[tuple[str, int]], rng: random.Random) -> str | 
     return destinations[-1][0]
 
 
-def loopback_endpoint(endpoint: str) -> bool:
-    """Whether 'host:port' names a loopback IP address (the only kind the generator dials)."""
+def loopback_endpoint(
+    endpoint: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+) -> bool:
+    """Whether 'host:port' names a loopback IP address (the only kind the generator dials), or one in
+    `networks` (the real node's pod network, inside the sandbox's own network namespace)."""
     host, _, port = endpoint.rpartition(":")
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback and port.isdigit()
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    return port.isdigit() and (address.is_loopback or any(address in network for network in networks))
 
 
 # The generator -------------------------------------------------------------------------------------------
@@ -322,6 +326,7 @@ class TrafficGenerator:
         request_timeout: float = 10.0,
         default_host: str | None = None,
         path: str = "/predict",
+        networks: Sequence[str] = (),
     ) -> None:
         """`routes` returns the live VirtualService or HTTPRoute. `default_host`: where requests go while it
         does not exist (as to a plain Service);
@@ -330,6 +335,7 @@ class TrafficGenerator:
         self._provider = routes
         self._resolve = _as_resolver(resolve_host)
         self._endpoint = _as_lookup(endpoints)
+        self.networks = [ipaddress.ip_network(n) for n in networks]
         self.seed = seed
         self.arrival = arrival
         self.refresh_interval = refresh_interval
@@ -473,7 +479,7 @@ class TrafficGenerator:
         if endpoint is None:
             self.stats.add(load.name, version, kind, NO_ENDPOINT)
             return
-        if not loopback_endpoint(endpoint):
+        if not loopback_endpoint(endpoint, self.networks):
             if not self._refused_logged:
                 log.error(
                     "refusing to dial %s for version %s: only loopback endpoints are dialled",

@@ -179,6 +179,12 @@ ERRORS: list[tuple[Mutation, str]] = [
         _set("events", [{"after": "5s", "action": "stop-fleet-version", "version": "v9"}]),
         "events: version 'v9' is neither v1 nor v2",
     ),
+    (
+        _set("events", [{"after": "5s", "action": "fail-replica-load", "version": "candidate"}]),
+        "events: fail-replica-load needs `node: real`",
+    ),
+    (_set("events", [{"after": "5s", "action": "fail-replica-load"}]), "events.0: version: required"),
+    (_set("node", "docker"), "node: Input should be 'kwok' or 'real'"),
     (_set("expect/phase", "Done"), "expect.phase: Input should be 'Pending'"),
     (_set("timeout", "forever"), "timeout: String should match pattern"),
     (_drop("update"), "update: Field required"),

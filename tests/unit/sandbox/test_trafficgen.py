@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ipaddress
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from modelrollout.sandbox.trafficgen import (
     SERVED,
     SliceLoad,
     TrafficGenerator,
+    loopback_endpoint,
 )
 from modelrollout.serving import RequestContext, ServingConfig, create_app
 from tests.support.waiting import until
@@ -433,3 +435,13 @@ async def test_follows_an_http_route_by_gateway_api_precedence(
     # The servers labelled each request with the slice its rule set, not with their own classification.
     v2_counts = await _server_counts(servers["v2"][0])
     assert v2_counts["ios"] == stats.total(slice="beta", version="v2")
+
+
+def test_only_loopback_or_the_named_pod_networks_are_dialled() -> None:
+    pods = [ipaddress.ip_network("10.214.1.0/24")]
+    assert loopback_endpoint("127.0.0.1:8080")
+    assert not loopback_endpoint("10.214.1.7:8080"), "a pod IP is dialled only when its network is named"
+    assert loopback_endpoint("10.214.1.7:8080", pods)
+    assert not loopback_endpoint("10.214.2.7:8080", pods)
+    assert not loopback_endpoint("10.0.0.1:443", pods), "never a Service IP"
+    assert not loopback_endpoint("10.214.1.7", pods), "an address without a port"
