@@ -50,9 +50,9 @@ kind-e2e: venv tools
 	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER) --wait 120s
 	kind load docker-image $(OPERATOR_IMAGE) --name $(KIND_CLUSTER)
 	kind get kubeconfig --name $(KIND_CLUSTER) > .kind-kubeconfig
-	helm upgrade --install modelrollout charts/modelrollout-operator --kubeconfig .kind-kubeconfig \
+	$$($(BIN)/python -c 'from modelrollout.sandbox import tools; print(tools.binary("helm"))') upgrade --install modelrollout charts/modelrollout-operator --kubeconfig .kind-kubeconfig \
 	  --namespace modelrollout-system --create-namespace \
-	  --set image.repository=$(basename $(subst :, ,$(OPERATOR_IMAGE))) \
+	  --set image.repository=$(firstword $(subst :, ,$(OPERATOR_IMAGE))) \
 	  --set image.tag=$(lastword $(subst :, ,$(OPERATOR_IMAGE))) --set image.pullPolicy=Never --wait
 	MODELROLLOUT_TEST_KUBECONFIG=$(CURDIR)/.kind-kubeconfig $(BIN)/python -m pytest tests/integration -m integration $(PYTEST_ARGS)
 
