@@ -3,7 +3,8 @@ process, simulated model servers and traffic that follows the live VirtualServic
 prediction-shift scenarios also run on the Gateway API provider, with traffic following the live HTTPRoute.
 
 Each test checks the scenario's expected outcome, then what the scenario exists to show (and must never show),
-from the recorded timeline, the traffic counters and the final object, and Argo CD's health of that object.
+from the recorded timeline, the traffic counters and the final object. Every run is also judged by other
+projects' own code: kstatus and Argo CD read every sampled state of the rollout as the docs table says.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 from modelrollout.api.status import ModelRolloutStatus
-from modelrollout.sandbox.demo import DemoResult, DemoRunner
+from modelrollout.identity import API_VERSION, KIND
+from modelrollout.sandbox.demo import DemoResult, DemoRunner, Sample
 from tests.conftest import Cluster
-from tests.support.argocd import argo_health
+from tests.support.rollout_states import EXPECTED, state_of
+from tests.support.verdicts import argocd_health_all, kstatus_all
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
@@ -52,22 +56,35 @@ def run(cluster: Cluster, name: str, tmp_path: Path, provider: str = "istio") ->
     for which, (resource, written) in ROUTE_OBJECTS.items():
         found = cluster.kubectl("get", resource, "-n", result.namespace, "-o", "name").stdout.split()
         assert found == ([written] if which == provider else []), (which, found)
+    check_states_with_kstatus_and_argocd(result)
     return result
 
 
-def health(result: DemoResult) -> tuple[str, str]:
-    status = result.status
-    obj = {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelRollout",
-        "metadata": {
-            "name": "recommender",
-            "namespace": result.namespace,
-            "generation": status["observedGeneration"],
-        },
-        "status": status,
-    }
-    return argo_health(obj)
+def live_object(result: DemoResult, sample: Sample) -> dict[str, Any]:
+    metadata = {"name": "recommender", "namespace": result.namespace, "generation": sample.generation}
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "status": sample.status}
+
+
+def check_states_with_kstatus_and_argocd(result: DemoResult) -> None:
+    """Every distinct state sampled during the run, read by kstatus and Argo CD's own code."""
+    distinct: dict[str, dict[str, Any]] = {}
+    for sample in result.timeline:
+        obj = live_object(result, sample)
+        conditions = [(c["type"], c["status"], c.get("reason")) for c in sample.status.get("conditions", [])]
+        distinct.setdefault(repr((sample.generation, sample.status.get("phase"), conditions)), obj)
+    objects = list(distinct.values())
+    seen = [
+        (state_of(obj), k.status, a.status)
+        for obj, k, a in zip(objects, kstatus_all(objects), argocd_health_all(objects), strict=True)
+    ]
+    expected = [(state, EXPECTED[state].kstatus, EXPECTED[state].argocd) for state, _, _ in seen]
+    assert seen == expected
+    final = kstatus_all([live_object(result, result.timeline[-1])])[0].status
+    assert final == {"Succeeded": "Current"}.get(str(result.status.get("phase")), "Failed")
+
+
+def final_health(result: DemoResult) -> str:
+    return argocd_health_all([live_object(result, result.timeline[-1])])[0].status
 
 
 def reasons(result: DemoResult) -> list[str]:
@@ -84,7 +101,7 @@ def test_healthy_rollout_succeeds_through_shadow_and_every_step(
     assert {25, 50} <= weights
     assert result.traffic.total(version="v2", kind="mirrored") > 0
     assert result.traffic.total(version="v2", kind="served") > 0
-    assert health(result)[0] == "Healthy"
+    assert final_health(result) == "Healthy"
 
 
 @PROVIDERS
@@ -98,7 +115,7 @@ def test_one_slice_error_regression_rolls_back_naming_the_slice(
     evidence = final.history[-1].evidence
     assert evidence, "the rollback records the guard verdicts behind it"
     assert all(g.canary is not None and g.canary > 0.05 for g in evidence if g.name == "error-rate")
-    assert health(result)[0] == "Degraded"
+    assert final_health(result) == "Degraded"
 
 
 def test_one_slice_latency_regression_rolls_back_naming_the_slice(cluster: Cluster, tmp_path: Path) -> None:
@@ -109,7 +126,7 @@ def test_one_slice_latency_regression_rolls_back_naming_the_slice(cluster: Clust
     assert p99.canary is not None
     assert p99.stable is not None
     assert p99.canary > 1.5 * p99.stable
-    assert health(result)[0] == "Degraded"
+    assert final_health(result) == "Degraded"
 
 
 @PROVIDERS
@@ -138,7 +155,7 @@ def test_cold_start_never_routes_beyond_model_ready_capacity(cluster: Cluster, t
     warming = [s.t for s in result.timeline if s.phase == "Warming"]
     assert warming, "no Warming phase observed"
     assert max(warming) - min(warming) >= 6, "the 8-24s model load did not hold the rollout in Warming"
-    assert health(result)[0] == "Healthy"
+    assert final_health(result) == "Healthy"
 
 
 def test_prometheus_outage_holds_never_promotes_and_continues(cluster: Cluster, tmp_path: Path) -> None:
@@ -180,4 +197,4 @@ def test_rollback_unsafe_schema_blocks_before_deploying_the_candidate(
     safe = next(c for c in result.status["conditions"] if c["type"] == "RollbackSafe")
     assert (safe["status"], safe["reason"]) == ("False", "SchemaIncompatible")
     assert "user_id" in safe["message"]
-    assert health(result)[0] == "Degraded"
+    assert final_health(result) == "Degraded"

@@ -84,9 +84,15 @@ def schema_of(model: type[ModelRolloutSpec] | type[ModelRolloutStatus]) -> dict[
     return _structural(_resolve(raw, defs))
 
 
+NEW_STATUS = {"observedGeneration": 0}
+"""The status the API server shows before the operator first writes one (a default applied when the object
+is read): generation 1 not yet observed, so kstatus (Flux, kpt), `kubectl wait` and Argo CD wait for the
+operator instead of reading a status-less object as done."""
+
+
 def crd() -> dict[str, Any]:
     spec_schema = schema_of(ModelRolloutSpec)
-    status_schema = schema_of(ModelRolloutStatus)
+    status_schema = {**schema_of(ModelRolloutStatus), "default": NEW_STATUS}
     root = {
         "type": "object",
         "description": "Progressive, per-slice judged delivery of an ML model version.",
@@ -101,6 +107,12 @@ def crd() -> dict[str, Any]:
     }
     columns = [
         ("Phase", "string", ".status.phase", "Lifecycle phase"),
+        (
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "The spec's version serves all traffic",
+        ),
         ("Stable", "string", ".status.stableVersion", "Version serving users"),
         ("Candidate", "string", ".status.candidateVersion", "Version being rolled out"),
         ("Weight", "integer", ".status.canaryWeight", "Candidate share of every slice (percent)"),

@@ -141,7 +141,8 @@ class Condition(Model):
     """A standard Kubernetes condition."""
 
     type: str
-    """Condition type: Ready, Progressing, Degraded, RollbackSafe, InvalidSpec."""
+    """Condition type: Ready, Reconciling, Stalled, Progressing, Degraded, RollbackSafe, InvalidSpec,
+    MetricsAvailable, Reconciled."""
     status: ConditionStatus
     """True, False or Unknown."""
     reason: str
@@ -265,7 +266,7 @@ class ModelRolloutStatus(Model):
     slices: list[SliceStatus] = Field(default_factory=list)
     """Per-slice weights and verdicts."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, Progressing, Degraded, RollbackSafe, InvalidSpec."""
+    """Ready, Reconciling, Stalled, Progressing, Degraded, RollbackSafe, InvalidSpec, MetricsAvailable, Reconciled."""
     message: str = ""
     """The latest decision in one sentence."""
     history: list[Decision] = Field(default_factory=list, max_length=HISTORY_LIMIT)

@@ -1,9 +1,15 @@
 """Every condition the operator sets, authored here and nowhere else.
 
-Ready, Progressing, Degraded, InvalidSpec, RollbackSafe and MetricsAvailable are derived by the planner each
-tick (`update_conditions`); Reconciled (whether the tick's writes landed) and InvalidSpec for a spec that
-does not even validate are set by the controller through `reconciled` and `spec_refused`, so kubectl wait,
-Argo CD and alerts read one vocabulary.
+Ready, Reconciling, Stalled, Progressing, Degraded, InvalidSpec, RollbackSafe and MetricsAvailable are
+derived by the planner each tick (`update_conditions`); Reconciled (whether the tick's writes landed) and
+InvalidSpec for a spec that does not even validate are set by the controller through `reconciled` and
+`spec_refused`, so kubectl wait, kstatus (Flux, kpt), Argo CD and alerts read one vocabulary.
+
+Reconciling and Stalled follow the kstatus convention, which kstatus reads before anything else:
+Reconciling=True (InProgress) while the rollout has not ended, paused and awaiting a manual promotion
+included (it ends without any change to the spec once a person acts); Stalled=True (Failed) when it ended
+without the spec's version serving (RolledBack, Blocked, Failed) or the spec is refused. Ready=True means the
+spec's version serves all traffic: the rollout of this generation Succeeded.
 """
 
 from __future__ import annotations
@@ -11,7 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from modelrollout.api.spec import ModelRolloutSpec
-from modelrollout.api.status import FAILED, PROGRESSING, Condition, ConditionStatus, ModelRolloutStatus
+from modelrollout.api.status import (
+    FAILED,
+    IN_FLIGHT,
+    PROGRESSING,
+    Condition,
+    ConditionStatus,
+    ModelRolloutStatus,
+)
 from modelrollout.plan.observations import Observations
 
 AWAITING_PROMOTION = "AwaitingPromotion"
@@ -63,15 +76,11 @@ def update_conditions(
         set_condition(status, kind, value, reason, message, observations.now, observations.generation)
 
     phase = status.phase or "Pending"
-    serving = status.stable_version is not None
-    ready: ConditionStatus = "True" if serving and phase != "Failed" else "False"
-    put(
-        "Ready",
-        ready,
-        "StableServing" if ready == "True" else phase,
-        f"{status.stable_version} serves users" if serving else "no version serves users yet",
-    )
     reason = AWAITING_PROMOTION if awaiting_promotion(status) else phase
+    succeeded = phase == "Succeeded"
+    put("Ready", _true(succeeded), reason, _ready_message(status) if succeeded else status.message)
+    put("Reconciling", _true(phase in IN_FLIGHT), reason, status.message if phase in IN_FLIGHT else "")
+    put("Stalled", _true(phase in FAILED), reason, status.message if phase in FAILED else "")
     put("Progressing", _true(phase in PROGRESSING), reason, status.message)
     degraded = phase in FAILED
     put("Degraded", _true(degraded), phase if degraded else "Healthy", status.message if degraded else "")
@@ -102,6 +111,10 @@ def _true(value: bool) -> ConditionStatus:
     return "True" if value else "False"
 
 
+def _ready_message(status: ModelRolloutStatus) -> str:
+    return f"{status.stable_version} serves all traffic"
+
+
 def reconciled(status: ModelRolloutStatus, failure: str | None, now: datetime, generation: int) -> None:
     """Whether this tick's writes (routes, workloads) landed; `failure` says what did not."""
     if failure is None:
@@ -111,7 +124,13 @@ def reconciled(status: ModelRolloutStatus, failure: str | None, now: datetime, g
 
 
 def spec_refused(status: ModelRolloutStatus, message: str, now: datetime, generation: int) -> None:
-    """The spec (or a status this operator cannot read) does not validate: nothing moves until it is fixed."""
+    """The spec (or a status this operator cannot read) does not validate: nothing moves until it is fixed.
+
+    The phase stays where it was; the conditions say the spec of this generation is refused: not Ready, not
+    Reconciling, Stalled (kstatus: Failed)."""
     set_condition(status, "InvalidSpec", "True", "ValidationFailed", message, now, generation)
+    set_condition(status, "Ready", "False", "ValidationFailed", message, now, generation)
+    set_condition(status, "Reconciling", "False", "ValidationFailed", "", now, generation)
+    set_condition(status, "Stalled", "True", "ValidationFailed", message, now, generation)
     status.message = message
     status.observed_generation = generation

@@ -58,6 +58,8 @@ class Sample:
     status: dict[str, Any]
     candidate_served: int = 0
     """User requests (probes left out) sent to the candidate so far."""
+    generation: int = 0
+    """metadata.generation of the rollout when sampled (with `status`, what tools judging it read)."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,7 @@ class DemoRunner:
                         candidate_ready=ready,
                         status=status,
                         candidate_served=self._user_requests(stats, run.candidate),
+                        generation=int((body.get("metadata") or {}).get("generation") or 0),
                     )
                 )
                 await self._faults(run, operator, fleet, elapsed, status)

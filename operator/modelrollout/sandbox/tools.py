@@ -1,12 +1,16 @@
 """Pinned sandbox tools: binaries built from the Go modules under tools/ or unpacked from Debian, and data
 files (Istio's and Gateway API's CRDs) fetched from Go modules through the Go module proxy, cached by version.
 
+Besides the control plane, `verdicts` (tools/verdicts) lets the tests ask other projects' own code what it makes
+of the operator's output: kstatus and Argo CD's Lua health checks and resource actions.
+
 Everything lands under ``${XDG_CACHE_HOME:-~/.cache}/modelrollout/<tool>-<version>/`` and is reused when present,
 so only the first run on a machine pays for the builds.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,9 +29,22 @@ HELM_VERSION = "v3.21.4"
 PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
 ISTIO_API_VERSION = "v1.30.8"
 GATEWAY_API_VERSION = "v1.6.3"
+CLI_UTILS_VERSION = "v0.37.2"
+ARGO_CD_VERSION = "v3.2.12"
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GO_MODULES = REPO_ROOT / "tools"
+
+
+def source_digest(module: str) -> str:
+    """A short hash of a module's own files under tools/ (go.mod, go.sum, *.go): a tool whose source lives
+    here is rebuilt when that source changes, not only when a pinned version does."""
+    digest = hashlib.sha256()
+    directory = GO_MODULES / module
+    for path in sorted(directory.glob("*")):
+        if path.is_file() and (path.suffix == ".go" or path.name in ("go.mod", "go.sum")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 class ToolError(RuntimeError):
@@ -293,6 +310,13 @@ HELM = GoTool(
     packages={"helm": "helm.sh/helm/v3/cmd/helm"},
     ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
 )
+VERDICTS = GoTool(
+    name="verdicts",
+    # Our own source (tools/verdicts) over pinned upstream modules: its hash is part of the cache key.
+    version=f"{CLI_UTILS_VERSION}-argocd-{ARGO_CD_VERSION}-{source_digest('verdicts')}",
+    module="verdicts",
+    packages={"verdicts": "modelrollout.io/tools/verdicts"},
+)
 PROMETHEUS = DebianTool(
     name="prometheus",
     package="prometheus",
@@ -321,7 +345,7 @@ GATEWAY_API = GoModuleFiles(
     files=(f"{GATEWAY_API_CRDS_DIR}/*.yaml",),
 )
 
-BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KUBELET, KWOK, HELM, PROMETHEUS)
+BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KUBELET, KWOK, HELM, PROMETHEUS, VERDICTS)
 ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API, GATEWAY_API)
 _BY_BINARY: dict[str, GoTool | DebianTool] = {
     binary: tool
@@ -360,11 +384,11 @@ def ensure_all(log: Callable[[str], None] = print) -> None:
     total = time.monotonic()
     for tool in ALL_TOOLS:
         if tool.present():
-            log(f"  {tool.name:<11} {tool.version:<22} cached   {tool.directory}")
+            log(f"  {tool.name:<11} {tool.version:<36} cached   {tool.directory}")
             continue
         verb = {GoTool: "building", DebianTool: "unpacking"}.get(type(tool), "fetching")
-        log(f"  {tool.name:<11} {tool.version:<22} {verb} ...")
+        log(f"  {tool.name:<11} {tool.version:<36} {verb} ...")
         started = time.monotonic()
         tool.build()
-        log(f"  {tool.name:<11} {tool.version:<22} ready    in {time.monotonic() - started:.0f}s")
+        log(f"  {tool.name:<11} {tool.version:<36} ready    in {time.monotonic() - started:.0f}s")
     log(f"  all tools ready in {time.monotonic() - total:.0f}s (cache: {cache_root()})")

@@ -44,6 +44,7 @@ def canary_status() -> ModelRolloutStatus:
             ),
         ],
         conditions=[
+            Condition(type="Ready", status="False", reason="Canary", last_transition_time=now),
             Condition(type="Progressing", status="True", reason="StepPassing", last_transition_time=now),
             Condition(type="Degraded", status="True", reason="SliceFailing", last_transition_time=now),
         ],
@@ -71,9 +72,9 @@ async def test_get_shows_the_status_in_the_printer_columns(cluster: Cluster, kub
         result = cluster.kubectl("get", "mro", "-n", kube.namespace, check=False)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.strip().splitlines()
-    assert header.split() == ["NAME", "PHASE", "STABLE", "CANDIDATE", "WEIGHT", "FAILING", "AGE"]
+    assert header.split() == ["NAME", "PHASE", "READY", "STABLE", "CANDIDATE", "WEIGHT", "FAILING", "AGE"]
     *values, age = row.split()
-    assert values == ["recommender", "Canary", "v41", "v42", "25", "1"]
+    assert values == ["recommender", "Canary", "False", "v41", "v42", "25", "1"]
     assert re.fullmatch(r"\d+s", age), age
 
 

@@ -6,23 +6,17 @@ the commands put it: Shadow until `promote`, then Canary step 1, Paused and back
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from kubernetes.aio import client
-from kubernetes.aio.client.exceptions import ApiException
 
 from modelrollout.identity import LOAD_DELAY_ANNOTATION
-from modelrollout.sandbox.processes import free_port
+from tests.support.operator import delete_rollout, drop_finalizers, operator
 
 from .plugin import (
-    BIN,
     GROUP,
     PLURAL,
     VERSION,
@@ -39,68 +33,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 NAME = "recommender"
-
-
-@contextlib.asynccontextmanager
-async def operator(cluster: Cluster, namespace: str, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`modelrollout operator` for one namespace, stopped (and waited for) however the test ends."""
-    command = [
-        str(BIN / "modelrollout"),
-        "operator",
-        "--kubeconfig",
-        str(cluster.kubeconfig),
-        "--namespace",
-        namespace,
-        "--metrics-address",
-        f"127.0.0.1:{free_port()}",
-        "--health-address",
-        f"127.0.0.1:{free_port()}",
-        "--status-refresh",
-        "2s",
-    ]
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=sink, stderr=asyncio.subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await asyncio.wait_for(process.wait(), 10)
-
-
-async def delete_rollout(api: client.ApiClient, namespace: str) -> None:
-    """Deletes the rollout and waits until it is gone (the running operator releases its finalizer)."""
-    custom = client.CustomObjectsApi(api)
-    with contextlib.suppress(ApiException):
-        await custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
-    for _ in range(60):
-        try:
-            await custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, NAME)
-        except ApiException as error:
-            if error.status == 404:
-                return
-            raise
-        await asyncio.sleep(0.5)
-
-
-async def drop_finalizers(api: client.ApiClient, namespace: str) -> None:
-    """After the operator stopped: let a leftover rollout (and so its namespace) be deleted."""
-    with contextlib.suppress(ApiException):
-        await client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            NAME,
-            {"metadata": {"finalizers": None}},
-            _content_type="application/merge-patch+json",
-        )
 
 
 async def test_promote_pause_resume_and_abort_through_the_running_operator(
@@ -183,7 +115,7 @@ async def test_promote_pause_resume_and_abort_through_the_running_operator(
             final = await plugin(kubeconfig, ns, "status", NAME, "--watch", "--timeout", "30s")
             assert final.code == 1, final
 
-            await delete_rollout(kube.api, ns)
+            await delete_rollout(kube.api, ns, NAME)
             assert process.returncode is None, f"the operator exited early:\n{log.read_text()[-4000:]}"
     finally:
-        await drop_finalizers(kube.api, ns)
+        await drop_finalizers(kube.api, ns, NAME)

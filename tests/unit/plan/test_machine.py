@@ -35,7 +35,7 @@ def test_initial_deploy_makes_the_first_version_stable_once_model_ready() -> Non
     assert world.routes == SetRoutes(
         stable="v1", candidate=None, weights=dict.fromkeys(SLICES, 0), mirror_percent=None
     )
-    assert condition(world, "Ready") == ("True", "StableServing")
+    assert condition(world, "Ready") == ("True", "Succeeded")
     assert condition(world, "Progressing")[0] == "False"
 
 
