@@ -1,8 +1,9 @@
 """Pinned sandbox tools: binaries built from the Go modules under tools/ or unpacked from Debian, and data
 files (Istio's and Gateway API's CRDs) fetched from Go modules through the Go module proxy, cached by version.
 
-Besides the control plane, `verdicts` (tools/verdicts) lets the tests ask other projects' own code what it makes
-of the operator's output: kstatus and Argo CD's Lua health checks and resource actions.
+Besides the control plane, two tools let the tests ask other projects' own code what it makes of the
+operator's output: `istioctl` (Istio's validation and analyzers) and `verdicts` (kstatus and Argo CD's Lua
+health checks and resource actions, from tools/verdicts).
 
 Everything lands under ``${XDG_CACHE_HOME:-~/.cache}/modelrollout/<tool>-<version>/`` and is reused when present,
 so only the first run on a machine pays for the builds.
@@ -29,6 +30,8 @@ HELM_VERSION = "v3.21.4"
 PROMETHEUS_DEB_VERSION = "2.42.0+ds-5+deb12u1"
 ISTIO_API_VERSION = "v1.30.8"
 GATEWAY_API_VERSION = "v1.6.3"
+ISTIO_VERSION = "v0.0.0-20260827124520-eed52ebb66ad"
+"""istio.io/istio has no tagged Go module versions; this is the pseudo-version istioctl is built from."""
 CLI_UTILS_VERSION = "v0.37.2"
 ARGO_CD_VERSION = "v3.2.12"
 
@@ -310,6 +313,13 @@ HELM = GoTool(
     packages={"helm": "helm.sh/helm/v3/cmd/helm"},
     ldflags=f"-s -w -X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
 )
+ISTIO = GoTool(
+    name="istio",
+    version=ISTIO_VERSION,
+    module="istio",
+    packages={"istioctl": "istio.io/istio/istioctl/cmd/istioctl"},
+    ldflags=f"-s -w -X istio.io/istio/pkg/version.buildVersion={ISTIO_VERSION}",
+)
 VERDICTS = GoTool(
     name="verdicts",
     # Our own source (tools/verdicts) over pinned upstream modules: its hash is part of the cache key.
@@ -345,7 +355,16 @@ GATEWAY_API = GoModuleFiles(
     files=(f"{GATEWAY_API_CRDS_DIR}/*.yaml",),
 )
 
-BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (ETCD, KUBERNETES, KUBELET, KWOK, HELM, PROMETHEUS, VERDICTS)
+BINARY_TOOLS: tuple[GoTool | DebianTool, ...] = (
+    ETCD,
+    KUBERNETES,
+    KUBELET,
+    KWOK,
+    HELM,
+    PROMETHEUS,
+    ISTIO,
+    VERDICTS,
+)
 ALL_TOOLS: tuple[Tool, ...] = (*BINARY_TOOLS, ISTIO_API, GATEWAY_API)
 _BY_BINARY: dict[str, GoTool | DebianTool] = {
     binary: tool
