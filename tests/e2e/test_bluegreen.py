@@ -1,5 +1,5 @@
 """Blue-green end to end in the sandbox: the full second fleet, the one-write switch, the judged bake, the
-one-write switch back, the preview and QA routes, and Argo CD's health of the result."""
+one-write switch back, the preview and QA routes, and Argo CD's health of the result (Argo CD's own code)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from modelrollout.analysis.prometheus import PrometheusClient
 from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.sandbox.demo import DemoResult
 from tests.conftest import Cluster
-from tests.e2e.test_scenarios import health, reasons, run
+from tests.e2e.test_scenarios import final_health, reasons, run
 
 pytestmark = pytest.mark.e2e
 USERS = ["ios", "android", "default"]
@@ -61,7 +61,7 @@ def test_blue_green_previews_switches_every_slice_in_one_write_bakes_and_promote
     assert excluded.get("_preview", 0) > 0
     final = ModelRolloutStatus.model_validate(result.status)
     assert (final.stable_version, final.previous_version) == ("v2", "v1")
-    assert health(result)[0] == "Healthy"
+    assert final_health(result) == "Healthy"
 
 
 def test_blue_green_regression_in_the_bake_switches_back_and_users_met_v2_only_in_the_bake(
@@ -82,7 +82,7 @@ def test_blue_green_regression_in_the_bake_switches_back_and_users_met_v2_only_i
     baking = [s.weight for s in result.timeline if s.phase == "Baking"]
     assert baking, "the bake was never observed"
     assert set(baking) == {100}
-    assert health(result)[0] == "Degraded"
+    assert final_health(result) == "Degraded"
 
 
 def test_blue_green_cold_start_never_switches_before_every_replica_is_model_ready(
@@ -103,4 +103,4 @@ def test_blue_green_cold_start_never_switches_before_every_replica_is_model_read
             assert sample.candidate_ready == replicas, (
                 f"{sample.weight}% at {sample.t:.1f}s with {sample.candidate_ready}/{replicas} model-ready"
             )
-    assert health(result)[0] == "Healthy"
+    assert final_health(result) == "Healthy"
