@@ -22,7 +22,7 @@ from modelrollout.api.status import Phase
 from modelrollout.identity import API_VERSION, KIND
 from modelrollout.plan import Commands, GateResult
 from modelrollout.plan.conditions import AWAITING_PROMOTION, spec_refused
-from tests.support.world import World, make_spec, spec_dict, verdicts
+from tests.support.world import World, conversions, make_spec, spec_dict, verdicts
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 TABLE_HEADING = "### What kstatus, Argo CD and kubectl read"
@@ -64,6 +64,7 @@ EXPECTED: dict[str, Expected] = {
     "Preview": _row(*IN_PROGRESS, "Preview", "False"),
     PREVIEW_AWAITING: _row("InProgress", "Suspended", "Reconciling Progressing", "Preview", "False"),
     "Baking": _row(*IN_PROGRESS, "Baking", "False"),
+    "Experiment": _row(*IN_PROGRESS, "Experiment", "False"),
     "Promoting": _row(*IN_PROGRESS, "Promoting", "False"),
     "Paused": _row("InProgress", "Suspended", "Reconciling", "Paused", "False"),
     "Succeeded": _row("Current", "Healthy", "Ready", "Succeeded", "True"),
@@ -88,6 +89,15 @@ def live_object(world: World, name: str = "recommender", namespace: str = "ml") 
 
 
 BLUE_GREEN: dict[str, Any] = {"blueGreen": {"bake": "20s"}}
+EXPERIMENT: dict[str, Any] = {
+    "experiment": {
+        "assignment": {"header": "x-user-id"},
+        "metric": {"successes": "model_conversions_total"},
+        "minimumDetectableEffect": 0.1,
+        "baselineRate": 0.1,
+        "maxDuration": "1h",
+    }
+}
 
 
 def _rolled_out(**overrides: Any) -> World:
@@ -120,6 +130,12 @@ def _awaiting(strategy: dict[str, Any] | None = None) -> World:
     world.set_version("v2")
     world.run_until(lambda w: bool(w.status.history) and w.status.history[-1].reason == AWAITING_PROMOTION)
     return world
+
+
+def _experiment() -> World:
+    world = _rolled_out(strategy=EXPERIMENT)
+    world.experiment = conversions(dict.fromkeys(["ios", "android", "default"], (0.1, 0.1)))
+    return _until(world, "Experiment")
 
 
 def _paused() -> World:
@@ -185,6 +201,7 @@ MAKERS: dict[str, Callable[[], World]] = {
     "Preview": lambda: _until(_rolled_out(strategy=BLUE_GREEN), "Preview"),
     PREVIEW_AWAITING: lambda: _awaiting(BLUE_GREEN),
     "Baking": lambda: _until(_rolled_out(strategy=BLUE_GREEN), "Baking"),
+    "Experiment": _experiment,
     "Promoting": lambda: _until(_rolled_out(), "Promoting"),
     "Paused": _paused,
     "Succeeded": _succeeded,

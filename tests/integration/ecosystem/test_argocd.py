@@ -33,8 +33,8 @@ HEALTH_KEY = "resource.customizations.health.modelrollout.io_ModelRollout"
 ACTION_ID = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ-argocd-\d+"
 # Where each action is offered (enabled), as docs/operations.md says; the rest of the states show it disabled.
 OFFERED = {
-    "promote": {"Shadow", "Canary", AWAITING, "Preview", PREVIEW_AWAITING, "Baking"},
-    "promote-full": {"Shadow", "Canary", AWAITING, "Preview", PREVIEW_AWAITING, "Baking"},
+    "promote": {"Shadow", "Canary", AWAITING, "Preview", PREVIEW_AWAITING, "Baking", "Experiment"},
+    "promote-full": {"Shadow", "Canary", AWAITING, "Preview", PREVIEW_AWAITING, "Baking", "Experiment"},
     "abort": {
         "Pending",
         "Warming",
@@ -44,6 +44,7 @@ OFFERED = {
         "Preview",
         PREVIEW_AWAITING,
         "Baking",
+        "Experiment",
         "Promoting",
         "Paused",
         NO_STATUS,

@@ -24,9 +24,9 @@ end
 
 -- The phases each command acts in (PROMOTABLE, IN_FLIGHT, FAILED in api/status.py); an action outside them
 -- is shown disabled, as the kubectl plugin refuses it without --force.
-local promotable = one_of(phase, {"Shadow", "Canary", "Preview", "Baking"})
-local in_flight = phase == nil or one_of(phase, {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Promoting",
-  "Paused"})
+local promotable = one_of(phase, {"Shadow", "Canary", "Preview", "Baking", "Experiment"})
+local in_flight = phase == nil or one_of(phase, {"Pending", "Warming", "Shadow", "Canary", "Preview", "Baking", "Experiment",
+  "Promoting", "Paused"})
 local failed = one_of(phase, {"RolledBack", "Blocked", "Failed"})
 
 local actions = {}
