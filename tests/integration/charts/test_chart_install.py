@@ -96,7 +96,7 @@ def test_helm_install_creates_the_release_and_the_pod_template_values_asked_for(
         assert pod["serviceAccountName"] == fullname
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert deployment["spec"]["template"]["metadata"]["labels"]["team"] == "ml-platform"
-        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["replicas"] == 2  # leader election by default
 
         status = json.loads(
             cluster.kubectl("get", "crd", "modelrollouts.modelrollout.io", "-o", "json").stdout

@@ -86,13 +86,31 @@ def test_helm_lint_strict_passes(values: dict[str, Any], tmp_path: Any) -> None:
     assert "[ERROR]" not in result.stdout
 
 
+LEADER_ROLE = "mro-modelrollout-operator-leader-election"
+
+
 # The Deployment ----------------------------------------------------------------------------------------------
 def test_the_deployment_runs_one_hardened_operator() -> None:
     objects = render()
     deployment = one(objects, "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, (
-        "two standalone operators must never overlap"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate"}
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args, "two replicas reconcile only with leader election"
+    lease = next(
+        o for o in objects if o["kind"] == "Role" and o["metadata"]["name"].endswith("-leader-election")
+    )
+    assert lease["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+    ]
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"] == (
+        "kubernetes.io/hostname"
+    )
+    single = one(render({"leaderElection": {"enabled": False}}), "Deployment")
+    assert single["spec"]["replicas"] == 1
+    assert single["spec"]["strategy"] == {"type": "Recreate"}, (
+        "two operators without a Lease must never overlap"
     )
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
@@ -191,8 +209,8 @@ def test_every_object_carries_the_standard_labels() -> None:
 # RBAC --------------------------------------------------------------------------------------------------------
 def test_cluster_wide_mode_grants_exactly_the_derived_rules_in_one_cluster_role() -> None:
     objects = render()
-    assert not by_kind(objects, "Role")
-    assert not by_kind(objects, "RoleBinding")
+    assert [r["metadata"]["name"] for r in by_kind(objects, "Role")] == [LEADER_ROLE]  # only the Lease's
+    assert [b["metadata"]["name"] for b in by_kind(objects, "RoleBinding")] == [LEADER_ROLE]
     role = one(objects, "ClusterRole")
     assert rules_of(role) == {**NAMESPACED_RULES, **CRD_RULE}
     binding = one(objects, "ClusterRoleBinding")
@@ -208,11 +226,19 @@ def test_cluster_wide_mode_grants_exactly_the_derived_rules_in_one_cluster_role(
 
 def test_namespaced_mode_grants_a_role_per_namespace_and_only_reads_cluster_wide() -> None:
     objects = render(NAMESPACED)
-    roles = {r["metadata"]["namespace"]: r for r in by_kind(objects, "Role")}
+    roles = {
+        r["metadata"]["namespace"]: r
+        for r in by_kind(objects, "Role")
+        if r["metadata"]["name"] != LEADER_ROLE
+    }
     assert set(roles) == {"ml", "ml-staging"}
     for role in roles.values():
         assert rules_of(role) == NAMESPACED_RULES
-    bindings = {b["metadata"]["namespace"]: b for b in by_kind(objects, "RoleBinding")}
+    bindings = {
+        b["metadata"]["namespace"]: b
+        for b in by_kind(objects, "RoleBinding")
+        if b["metadata"]["name"] != LEADER_ROLE
+    }
     assert set(bindings) == {"ml", "ml-staging"}
     for binding in bindings.values():
         assert binding["roleRef"]["kind"] == "Role"
