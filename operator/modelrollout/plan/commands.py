@@ -16,18 +16,19 @@ def apply_commands(t: Tick) -> None:
     if commands.retry and commands.retry != s.acknowledged.retry:
         s.acknowledged.retry = commands.retry
         _retry(t)
+    # Resume before promote: both read in one tick (Resume then Promote clicked quickly) must both act.
+    if not commands.paused and s.phase == "Paused" and s.paused_phase is not None:
+        resumed = s.paused_phase
+        s.paused_phase = None
+        s.step_since = t.now
+        t.reset_passing()
+        t.transition(resumed, "Resumed", f"resumed in {resumed}; the current step's pause starts again")
     if commands.promote and commands.promote != s.acknowledged.promote:
         s.acknowledged.promote = commands.promote
         _promote(t, full=commands.promote_full)
     if commands.paused and s.phase in PAUSABLE:
         s.paused_phase = s.phase
         t.transition("Paused", "Paused", f"paused by a person in {s.phase}; traffic held as it is")
-    elif not commands.paused and s.phase == "Paused" and s.paused_phase is not None:
-        resumed = s.paused_phase
-        s.paused_phase = None
-        s.step_since = t.now
-        t.reset_passing()
-        t.transition(resumed, "Resumed", f"resumed in {resumed}; the current step's pause starts again")
 
 
 def _abort(t: Tick) -> None:

@@ -357,6 +357,19 @@ def test_pause_holds_traffic_but_a_failure_still_rolls_back() -> None:
     assert world.status.phase == "RolledBack"
 
 
+def test_resume_and_promote_read_in_one_tick_both_act() -> None:
+    # Resume then Promote clicked quickly (Argo CD actions, or the plugin) reach one tick together.
+    world = rolled_out_world()
+    world.run_until(lambda w: w.status.phase == "Shadow")
+    world.commands = Commands(paused=True)
+    world.tick()
+    assert world.status.phase == "Paused"
+    world.commands = Commands(paused=False, promote="p1")
+    world.tick()
+    assert (world.status.phase, world.status.step) == ("Canary", 1)
+    assert "PromoteIgnored" not in [d.reason for d in world.status.history]
+
+
 def test_abort_rolls_back_once() -> None:
     world = rolled_out_world()
     world.run_until(lambda w: w.status.phase == "Shadow")
