@@ -40,6 +40,8 @@ class PrometheusStub:
     """The evaluation time (`time=`) of each query, in order."""
     conversions: dict[tuple[str, str], float] = field(default_factory=dict)
     """A/B: model_conversions_total's increase per (slice, version)."""
+    warnings: list[str] = field(default_factory=list)
+    """Prometheus' partial-data warnings, sent with every successful answer."""
 
     def healthy(self, versions: tuple[str, ...], slices: list[str], requests: float = 1000.0) -> None:
         self.counts = {(s, v): (requests, 0.0) for s in slices for v in versions}
@@ -61,7 +63,9 @@ class PrometheusStub:
                 base = {"slice": slice_name, "version": version}
                 result.append({"metric": {**base, "code": "200"}, "value": [0, str(requests - errors)]})
                 result.append({"metric": {**base, "code": "503"}, "value": [0, str(errors)]})
-        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        body: dict[str, Any] = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        if self.warnings:
+            body["warnings"] = list(self.warnings)
         return httpx.Response(200, content=json.dumps(body).encode())
 
 
@@ -91,16 +95,24 @@ class Harness:
     prometheus: PrometheusStub = field(default_factory=PrometheusStub)
     hooks: HookStub = field(default_factory=HookStub)
     now: datetime = T0
+    server_clock: bool = False
+    """Time decisions as the operator does, by the API server's clock learnt by `kube.clock` (the fake's
+    server clock is `now`), instead of handing `now` to the controller."""
     runtime: Runtime = field(init=False)
     reconciler: Reconciler = field(init=False)
 
     def __post_init__(self) -> None:
+        self.kube.server_time = lambda: self.now
+        self.restart()
+
+    def restart(self) -> None:
+        """A new operator process: fresh clients and caches over the same cluster, Prometheus and clock."""
         self.runtime = Runtime(
             kube=self.kube,
             outbound=Outbound(transport=httpx.MockTransport(self.hooks.handle)),
             metrics=OperatorMetrics(),
             status_refresh=60.0,
-            clock=lambda: self.now,
+            clock=None if self.server_clock else lambda: self.now,
             prometheus=PrometheusPool(transport=httpx.MockTransport(self.prometheus.handle)),
         )
         self.reconciler = Reconciler(self.runtime)
@@ -122,6 +134,7 @@ class Harness:
         updated = merge_patch(stored, patch)
         if "spec" in patch:
             updated["metadata"]["generation"] = int(stored["metadata"]["generation"]) + 1
+        updated["metadata"]["resourceVersion"] = self.kube.next_version()
         self.kube.rollouts[(NAMESPACE, NAME)] = updated
 
     def set_version(self, version: str) -> None:

@@ -16,10 +16,12 @@ import copy
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.identity import ROLLOUT_LABEL, VERSION_LABEL
 from modelrollout.kube import KubeError
+from modelrollout.kube.clock import ServerClock
 
 Key = tuple[str, str]  # (namespace, name)
 Hook = Callable[["FakeKube"], None]
@@ -87,6 +89,9 @@ class FakeKube:
     writes: Counter[str] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
     closed: bool = False
+    server_time: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The API server's clock: every answer tells it, exactly, to `clock`."""
+    clock: ServerClock = field(default_factory=ServerClock)
     _version: int = 0
 
     # Test controls --------------------------------------------------------------------------------------
@@ -130,6 +135,10 @@ class FakeKube:
     def http_route(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.http_routes.get((namespace, name))
 
+    def next_version(self) -> str:
+        """A new resourceVersion, for a change made straight into the store (another writer's)."""
+        return self._next()
+
     # Internals ------------------------------------------------------------------------------------------
     def _next(self) -> str:
         self._version += 1
@@ -139,6 +148,8 @@ class FakeKube:
         """Records the call, runs hooks, and applies the first matching fault."""
         call = Call(verb, resource, namespace, name)
         self.calls.append(call)
+        server, local = self.server_time().timestamp(), self.clock.local()
+        self.clock.observe(server, server, local, local)
         for hook in self.hooks.get((verb, resource), []):
             hook(self)
         for fault in self.faults:
@@ -203,17 +214,19 @@ class FakeKube:
 
     async def patch_rollout_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
-    ) -> None:
+    ) -> str:
         action = f"write status of ModelRollout {namespace}/{name}"
         await self._enter("patch", "modelrollout/status", namespace, name, action)
         stored = self.rollouts.get((namespace, name))
         if stored is None:
             raise self._refuse(action, 404, f'modelrollouts.modelrollout.io "{name}" not found')
-        if resource_version is not None and stored["metadata"]["resourceVersion"] != resource_version:
+        if resource_version is not None and resource_version != stored["metadata"]["resourceVersion"]:
             raise self._refuse(action, 409, "the object has been modified; please apply your changes")
         stored["status"] = copy.deepcopy(status)
         stored["metadata"]["resourceVersion"] = self._next()
         self.writes["status"] += 1
+        self._done("patch", "modelrollout/status")
+        return str(stored["metadata"]["resourceVersion"])
 
     # Workloads -------------------------------------------------------------------------------------------
     async def list_deployments(self, namespace: str, rollout: str) -> list[dict[str, Any]]:
@@ -237,6 +250,7 @@ class FakeKube:
         stored.pop("status", None)
         store[key] = stored
         self.writes[kind.lower()] += 1
+        self._done("apply", kind.lower())
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         action = f"scale Deployment {namespace}/{name}"
@@ -247,12 +261,14 @@ class FakeKube:
         stored["spec"]["replicas"] = replicas
         stored["metadata"]["resourceVersion"] = self._next()
         self.writes["deployment"] += 1
+        self._done("patch", "deployment/scale")
 
     async def delete_workload(self, namespace: str, name: str) -> None:
         for kind, store in (("deployment", self.deployments), ("service", self.services)):
             await self._enter("delete", kind, namespace, name, f"delete {kind} {namespace}/{name}")
             store.pop((namespace, name), None)
             self.writes[kind] += 1
+            self._done("delete", kind)
 
     async def service_versions(self, namespace: str, rollout: str) -> dict[str, str]:
         await self._enter("list", "service", namespace, "", f"list Services of {namespace}/{rollout}")
@@ -311,6 +327,7 @@ class FakeKube:
         stored["metadata"]["resourceVersion"] = self._next()
         store[key] = stored
         self.writes[kind.lower()] += 1
+        self._done("create", kind.lower())
 
     async def _update_route(
         self,
@@ -333,6 +350,7 @@ class FakeKube:
         updated["metadata"]["resourceVersion"] = self._next()
         store[key] = updated
         self.writes[kind.lower()] += 1
+        self._done("patch", kind.lower())
 
     def edit_virtual_service(
         self, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
@@ -348,6 +366,7 @@ class FakeKube:
         await self._enter("create", "event", meta["namespace"], meta["name"], "record event")
         self.events.append({"type": kind, "reason": reason, "message": message, "object": meta["name"]})
         self.writes["event"] += 1
+        self._done("create", "event")
 
     def event_reasons(self) -> list[str]:
         return [e["reason"] for e in self.events]

@@ -17,6 +17,7 @@ import httpx
 from modelrollout.analysis.results import (
     BadData,
     ExecutionError,
+    PartialData,
     PrometheusError,
     QueryTimeout,
     Sample,
@@ -28,6 +29,7 @@ from modelrollout.api.guards import PrometheusSource
 __all__ = [
     "BadData",
     "ExecutionError",
+    "PartialData",
     "PrometheusClient",
     "PrometheusError",
     "PrometheusPool",
@@ -104,6 +106,10 @@ def parse_response(status: int, body: bytes) -> list[Sample]:
             raise _error_for_status(status, f"HTTP {status}: {text}")
         raise Unavailable(f"HTTP {status} with a non-JSON body: {text}", status=status)
     if payload.get("status") == "success" and 200 <= status < 300:
+        warnings = payload.get("warnings")
+        if warnings:
+            text = "; ".join(str(w) for w in warnings) if isinstance(warnings, list) else str(warnings)
+            raise PartialData(f"partial data: {_excerpt(text)}", status=status)
         try:
             return _samples(payload.get("data"))
         except (ValueError, TypeError, AttributeError) as error:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import Field
+
 from modelrollout.api.common import Model
 from modelrollout.api.status import GuardVerdict, Samples, Verdict
 from modelrollout.errors import ModelRolloutError
@@ -60,6 +62,13 @@ class Unavailable(PrometheusError):
     kind = "Unavailable"
 
 
+class PartialData(PrometheusError):
+    """Prometheus answered with `warnings` (a store or shard did not answer): series may be missing, so the
+    samples are not judged."""
+
+    kind = "PartialData"
+
+
 QueryOutcome = list[Sample] | PrometheusError
 """What one query gave: its samples, or the reason it gave none."""
 
@@ -86,6 +95,10 @@ class AnalysisResult(Model):
     """Prometheus queries issued for this tick."""
     errors: list[str]
     """Query failures, one line each (they also show as Inconclusive guard verdicts)."""
+    partial: bool = False
+    """Some query failed because Prometheus answered with partial-data warnings."""
+    no_data: list[str] = Field(default_factory=list)
+    """Guards whose query answered with no series at all (nothing to judge on any slice)."""
     evaluated_at: datetime
     """Evaluation time of the queries."""
 

@@ -30,7 +30,14 @@ from modelrollout.analysis.queries import (
     role_of,
     window_seconds,
 )
-from modelrollout.analysis.results import AnalysisResult, PrometheusError, QueryOutcome, Sample, SliceVerdict
+from modelrollout.analysis.results import (
+    AnalysisResult,
+    PartialData,
+    PrometheusError,
+    QueryOutcome,
+    Sample,
+    SliceVerdict,
+)
 from modelrollout.analysis.sequential import ErrorCounts, alpha_per_slice, sequential_errors
 from modelrollout.api.guards import AnalysisPhase, Guard
 from modelrollout.api.spec import ModelRolloutSpec
@@ -405,4 +412,11 @@ def judge(
             guards=verdicts,
         )
     issued = queries if queries is not None else len({id(o) for o in outcomes.values()})
-    return AnalysisResult(slices=slices, queries=issued, errors=errors, evaluated_at=now)
+    return AnalysisResult(
+        slices=slices,
+        queries=issued,
+        errors=errors,
+        partial=any(isinstance(o, PartialData) for o in outcomes.values()),
+        no_data=sorted(key for key, o in outcomes.items() if isinstance(o, list) and not o),
+        evaluated_at=now,
+    )

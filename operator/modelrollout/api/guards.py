@@ -195,7 +195,8 @@ class Guard(Thresholds):
     immediate: bool = False
     """Act on the first failing evaluation (default false)."""
     failure_limit: int = Field(default=2, ge=1, le=100)
-    """Consecutive failing evaluations before the guard acts, when not immediate (default 2)."""
+    """Failing evaluations in one stage (shadow, or one canary step) before the guard acts, when not immediate;
+    passes and inconclusive evaluations in between do not reset the count (default 2)."""
     failing_for: Duration | None = Field(default=None, alias="for")
     """Act only once the guard has failed without a break for this long, e.g. 5m (and failureLimit times)."""
     action: GuardAction = "rollback"
@@ -257,7 +258,14 @@ class Analysis(SpecModel):
     on_inconclusive: Literal["hold", "fail"] = "hold"
     """hold: wait for data; fail: roll back after maxInconclusive inconclusive evaluations (default hold)."""
     max_inconclusive: int = Field(default=10, ge=1)
-    """Consecutive inconclusive evaluations tolerated when onInconclusive is fail (default 10)."""
+    """Evaluations with an inconclusive slice tolerated in one stage when onInconclusive is fail (default 10)."""
+    missing_data_deadline: Duration = "15m"
+    """How long one stage (shadow, or one canary step) may go without an evaluation in which every slice is
+    conclusive (Pass or Fail) before onMissingData happens; counted from the stage's start or its last
+    conclusive evaluation, whichever is later (default 15m)."""
+    on_missing_data: Literal["rollback", "pause"] = "rollback"
+    """What happens at missingDataDeadline. rollback: every slice back on stable; pause: traffic held as it
+    is, a Warning Event and a notification once per stage, until the data is back (default rollback)."""
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     """False-rollback budget of the sequential tests over a whole rollout, split across slices and stages (default 0.05)."""
     guards: list[Guard] = Field(min_length=1, max_length=MAX_GUARDS)

@@ -6,9 +6,9 @@ The status is the operator's only memory: a restarted operator resumes from it e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from modelrollout.api.common import Model
 from modelrollout.api.spec import ServingSchema
@@ -90,8 +90,19 @@ class GuardVerdict(Model):
     """Samples behind the values."""
     reason: str = ""
     """One sentence a person can act on."""
-    consecutive_failures: int = 0
-    """Failing evaluations in a row, compared with the guard's failureLimit."""
+    failures: int = 0
+    """Failing evaluations of this guard on this slice in the current stage (shadow, or one canary step),
+    compared with the guard's failureLimit. Pass and Inconclusive evaluations do not reset it; a new stage does."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_statuses(cls, data: Any) -> Any:
+        # Earlier versions counted failures in a row as consecutiveFailures: read it as this stage's count.
+        if isinstance(data, dict) and "consecutiveFailures" in data:
+            data = dict(data)
+            legacy = data.pop("consecutiveFailures")
+            data.setdefault("failures", legacy)
+        return data
 
 
 class SliceStatus(Model):
@@ -261,8 +272,13 @@ class ModelRolloutStatus(Model):
     """A/B experiment: sample size, progress and effects (overall and per slice)."""
     last_analysis: datetime | None = None
     """When slices were last judged."""
+    conclusive_at: datetime | None = None
+    """The last evaluation of the current stage in which every slice was conclusive (the missing-data
+    deadline counts from it, or from the stage's start)."""
+    missing_data_overdue: bool = False
+    """The current stage ran past analysis.missingDataDeadline with onMissingData: pause (announced once)."""
     inconclusive_count: int = 0
-    """Consecutive evaluations with an Inconclusive slice."""
+    """Evaluations in the current stage with an Inconclusive slice (compared with maxInconclusive)."""
     slices: list[SliceStatus] = Field(default_factory=list)
     """Per-slice weights and verdicts."""
     conditions: list[Condition] = Field(default_factory=list)

@@ -298,7 +298,7 @@ def _summary(rollout: Rollout, now: datetime, plain: bool) -> Table:
     if s.last_analysis is not None:
         grid.add_row("Analysis", f"last {since(s.last_analysis, now)} ago")
     if s.inconclusive_count:
-        grid.add_row("Inconclusive", f"{s.inconclusive_count} evaluations in a row")
+        grid.add_row("Inconclusive", f"{s.inconclusive_count} evaluations in this stage")
     if s.candidate_scale_down_at is not None and s.phase == "RolledBack":
         left = (s.candidate_scale_down_at - now).total_seconds()
         grid.add_row(
@@ -329,11 +329,7 @@ def _slices(slices: list[SliceStatus], plain: bool) -> Table:
             continue
         for index, guard in enumerate(item.guards):
             cells = head if index == 0 else [Text("")] * 4
-            failures = (
-                f" ({guard.consecutive_failures}x)"
-                if guard.verdict == "Fail" and guard.consecutive_failures > 1
-                else ""
-            )
+            failures = f" ({guard.failures}x this stage)" if guard.failures > 1 else ""
             table.add_row(
                 *cells,
                 Text(guard.name),

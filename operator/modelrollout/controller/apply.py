@@ -29,13 +29,15 @@ async def apply_actions(
     spec: ModelRolloutSpec,
     actions: list[Action],
     deployments: dict[str, dict[str, Any]],
+    routes_object: dict[str, Any] | None = None,
 ) -> tuple[bool, float | None, str | None]:
-    """Routes first, then workloads. Returns (routes written, when, what failed or None)."""
+    """Routes first (starting from `routes_object` as read this tick), then workloads.
+    Returns (routes written, when, what failed or None)."""
     written, at = False, None
     try:
         for action in actions:
             if isinstance(action, SetRoutes):
-                written = await write_routes(rt, ref, spec, action)
+                written = await write_routes(rt, ref, spec, action, routes_object)
                 at = time.monotonic() if written else at
         for action in actions:
             if isinstance(action, EnsureWorkload):
@@ -52,8 +54,15 @@ async def apply_actions(
     return written, at, None
 
 
-async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, action: SetRoutes) -> bool:
-    """Makes the live VirtualService or HTTPRoute route as `action` says; True when something was written."""
+async def write_routes(
+    rt: Runtime,
+    ref: RolloutRef,
+    spec: ModelRolloutSpec,
+    action: SetRoutes,
+    read: dict[str, Any] | None = None,
+) -> bool:
+    """Makes the live VirtualService or HTTPRoute route as `action` says; True when something was written.
+    `read` is the copy read earlier this tick (None: read it now); a conflict re-reads."""
     routes = render_routes(
         spec,
         name=ref.name,
@@ -68,7 +77,7 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
     )
     target = route_object(spec)
     for attempt in range(WRITE_ATTEMPTS):
-        live = await _read(rt.kube, target, ref.namespace)
+        live = read if attempt == 0 and read is not None else await _read(rt.kube, target, ref.namespace)
         decision = ownership.decide(
             live, spec, rollout=ref.name, namespace=ref.namespace, uid=ref.uid, routes=routes
         )
@@ -87,6 +96,11 @@ async def write_routes(rt: Runtime, ref: RolloutRef, spec: ModelRolloutSpec, act
                 continue  # someone changed it since we read it: decide again on the fresh copy
             raise
     return False
+
+
+async def read_routes_object(kube: KubeApi, spec: ModelRolloutSpec, namespace: str) -> dict[str, Any] | None:
+    """The live VirtualService or HTTPRoute that carries the rollout's routes (None: there is none yet)."""
+    return await _read(kube, route_object(spec), namespace)
 
 
 # The provider's kind decides which calls carry the routes.

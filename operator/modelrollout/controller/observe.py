@@ -14,12 +14,14 @@ from modelrollout.analysis.run import analyze, experiment_counts
 from modelrollout.api import commands
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import Fingerprint, ModelRolloutStatus
+from modelrollout.controller.apply import read_routes_object
 from modelrollout.controller.outbound import gate_context
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import InvalidTemplate
 from modelrollout.identity import VERSION_LABEL
 from modelrollout.plan import Commands, Observations, WorkloadState, analysis_request, needs
+from modelrollout.traffic import ownership
 from modelrollout.workloads.render import fingerprint
 
 
@@ -29,6 +31,8 @@ class Observed:
 
     observations: Observations
     deployments: dict[str, dict[str, Any]]
+    routes_object: dict[str, Any] | None
+    """The VirtualService or HTTPRoute as read this tick (the route write starts from it)."""
 
 
 def owned_deployments(deployments: list[dict[str, Any]], uid: str) -> dict[str, dict[str, Any]]:
@@ -122,6 +126,8 @@ async def observe(
     """Everything `plan` needs this tick; gates and Prometheus only when `needs` says so."""
     need = needs(spec, status, now)
     deployments = owned_deployments(await rt.kube.list_deployments(ref.namespace, ref.name), ref.uid)
+    live = await read_routes_object(rt.kube, spec, ref.namespace)
+    refused = ownership.refusal(live, spec, rollout=ref.name, namespace=ref.namespace)
     gates = await rt.outbound.ask_gates(spec, gate_context(ref, spec, status)) if need.gates else None
     analysis = await _analysis(rt, ref, spec, status, now) if need.analysis else None
     experiment = await _experiment(rt, ref, spec, status, now) if need.analysis else None
@@ -134,5 +140,6 @@ async def observe(
         gates=gates,
         commands=read_commands(ref.annotations),
         candidate_fingerprint=candidate_fingerprint(spec),
+        routes_refused=str(refused) if refused is not None else None,
     )
-    return Observed(observations, deployments)
+    return Observed(observations, deployments, live)

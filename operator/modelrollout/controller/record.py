@@ -38,18 +38,28 @@ def decision_relevant(status: dict[str, Any]) -> dict[str, Any]:
 
 
 async def write_status(
-    rt: Runtime, ref: RolloutRef, before: dict[str, Any], status: ModelRolloutStatus, *, force: bool = False
-) -> None:
-    """Writes the status when it changed; evidence-only changes wait for `status_refresh` unless forced."""
+    rt: Runtime,
+    ref: RolloutRef,
+    before: dict[str, Any],
+    status: ModelRolloutStatus,
+    resource_version: str | None,
+) -> tuple[str | None, dict[str, Any]]:
+    """Writes the status over `before` (read at `resource_version`) when it changed; evidence-only changes
+    wait for `status_refresh`. Returns the object's version and the status now stored.
+
+    The write lands only on `resource_version`: a change of the object since (a person's command, a spec
+    edit, another operator pod) is a 409 conflict, and the tick decides again on the fresh object.
+    """
     after = status.wire()
     if after == before:
-        return
+        return resource_version, before
     last = rt.last_status_write.get(ref.key)
     fresh = last is not None and time.monotonic() - last < rt.status_refresh
-    if not force and fresh and decision_relevant(after) == decision_relevant(before):
-        return
-    await rt.kube.patch_rollout_status(ref.namespace, ref.name, after, ref.resource_version)
+    if fresh and decision_relevant(after) == decision_relevant(before):
+        return resource_version, before
+    version = await rt.kube.patch_rollout_status(ref.namespace, ref.name, after, resource_version)
     rt.last_status_write[ref.key] = time.monotonic()
+    return version, after
 
 
 async def record_refusal(rt: Runtime, ref: RolloutRef, raw_status: dict[str, Any], message: str) -> None:
@@ -58,7 +68,7 @@ async def record_refusal(rt: Runtime, ref: RolloutRef, raw_status: dict[str, Any
         status = ModelRolloutStatus.model_validate(raw_status)
     except ValidationError:
         status = ModelRolloutStatus()
-    spec_refused(status, message, rt.clock(), ref.generation)
+    spec_refused(status, message, rt.now(), ref.generation)
     after = status.wire()
     if after != raw_status:
         await rt.kube.patch_rollout_status(ref.namespace, ref.name, after, ref.resource_version)

@@ -19,7 +19,7 @@ class RolloutRef:
     generation: int
     annotations: Mapping[str, str] = field(default_factory=dict)
     resource_version: str | None = None
-    """The version this tick read and plans from: its status write carries it, so a newer write wins."""
+    """The version read this tick: the status is written only onto it (a change since is a conflict)."""
 
     @classmethod
     def from_object(cls, body: Mapping[str, Any]) -> RolloutRef:

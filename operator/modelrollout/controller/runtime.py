@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from modelrollout.analysis.batch import QueryBatcher
@@ -23,8 +23,9 @@ class Runtime:
     outbound: Outbound
     metrics: OperatorMetrics
     status_refresh: float = 60.0
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    """The time a tick decides at (injected by tests, so no test waits for a pause to pass)."""
+    clock: Callable[[], datetime] | None = None
+    """The time a tick decides at: the API server's (`kube.clock`), so every operator pod agrees on it;
+    tests inject their own, so no test waits for a pause to pass."""
     prometheus: PrometheusPool = field(default_factory=PrometheusPool)
     batcher: QueryBatcher | None = None
     """Shares same-shaped queries across rollouts (None: one set of queries per rollout)."""
@@ -32,6 +33,10 @@ class Runtime:
     last_status_write: dict[tuple[str, str], float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     notify_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def now(self) -> datetime:
+        """The time this tick decides at."""
+        return self.clock() if self.clock is not None else self.kube.clock.now()
 
     def notify_lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.notify_locks.setdefault((namespace, name), asyncio.Lock())

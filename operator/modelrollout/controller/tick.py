@@ -1,12 +1,15 @@
-"""One reconcile tick of one ModelRollout: read, observe, ask the planner, apply, record.
+"""One reconcile tick of one ModelRollout: read, observe, ask the planner, commit, apply, announce.
 
-The tick reads the resource, its Deployments and (when due) Prometheus; `plan` decides; the routes are written
-first (a rollback is one VirtualService write), then workloads, then status, events and notifications. A failed
-write keeps the previous status, so the next tick retries from the same place: nothing is half-applied.
+The tick reads the resource, its Deployments and (when due) Prometheus; `plan` decides; the new status is
+written first (the commit point: it is the operator's only memory, and the routes and workloads derive from
+it), then the routes (a rollback is one VirtualService write), then workloads, then Events and notifications.
+A failed status write carries out nothing; a failed route or workload write after it is retried by the next
+tick from the committed status, so no decision is lost or undone, and none is taken twice.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +30,11 @@ from modelrollout.errors import KubeError
 from modelrollout.plan import plan
 from modelrollout.plan.conditions import reconciled
 
+log = logging.getLogger("modelrollout.controller")
 RETRY_AFTER_ERROR = 5.0
 CONFLICT = 409
+RETRY_AFTER_CONFLICT = 0.5
+"""The object changed since this tick read it (a command, a spec edit): decide again on the fresh copy."""
 IDLE_INTERVAL = 30.0
 """How often a rollout without a readable spec is looked at again (a spec change wakes it sooner)."""
 
@@ -106,7 +112,7 @@ class Reconciler:
         raw_status: dict[str, Any],
     ) -> TickReport:
         rt = self.rt
-        now = rt.clock()
+        now = rt.now()
         observed = await observe(rt, ref, spec, status, now)
         result = plan(spec, status, observed.observations)
         new_status = result.status
@@ -116,18 +122,35 @@ class Reconciler:
             phase=new_status.phase,
             analysis_evaluated_at=now if analysed else None,
         )
-        written, at, failure = await apply_actions(rt, ref, spec, result.actions, observed.deployments)
+        # The status write is the commit point: once it lands, the decision (and this tick's analysis) is
+        # durable, and the routes and workloads below, which derive from it, are re-applied by every later
+        # tick until they match. A crash, a cancellation or a failed write after this line loses nothing.
+        try:
+            version, stored = await write_status(rt, ref, raw_status, new_status, ref.resource_version)
+        except KubeError as error:
+            return self._not_committed(ref, error, report)
+        rt.metrics.observe_status(ref.namespace, ref.name, new_status)
+        written, at, failure = await apply_actions(
+            rt, ref, spec, result.actions, observed.deployments, observed.routes_object
+        )
         report.route_written, report.routes_written_at = written, at
+        failure = failure or observed.observations.routes_refused
+        reconciled(new_status, failure, now, ref.generation)
         if failure is not None:
-            # Keep the last good position; say what failed. The next tick retries the same decision.
-            kept = status.model_copy(deep=True)
-            reconciled(kept, failure, now, ref.generation)
-            await write_status(rt, ref, raw_status, kept, force=True)
             rt.metrics.errors.labels(ref.namespace, ref.name, "ApplyFailed").inc()
             report.next_in = min(report.next_in, RETRY_AFTER_ERROR)
-            return report
-        reconciled(new_status, None, now, ref.generation)
-        await write_status(rt, ref, raw_status, new_status)
-        rt.metrics.observe_status(ref.namespace, ref.name, new_status)
+        try:
+            await write_status(rt, ref, stored, new_status, version)  # only when Reconciled changed
+        except KubeError as error:
+            log.warning("%s: the decision is recorded, its outcome could not be: %s", ref, error)
         await announce(rt, ref, spec, new_status, result.actions)
+        return report
+
+    def _not_committed(self, ref: RolloutRef, error: KubeError, report: TickReport) -> TickReport:
+        """The status write failed: nothing was carried out, so nothing is half-done; decide again soon."""
+        reason = "Conflict" if error.conflict else "StatusWriteFailed"
+        log.warning("%s: decision not recorded, deciding again: %s", ref, error)
+        self.rt.metrics.errors.labels(ref.namespace, ref.name, reason).inc()
+        report.next_in = RETRY_AFTER_CONFLICT if error.conflict else RETRY_AFTER_ERROR
+        report.route_written = False
         return report

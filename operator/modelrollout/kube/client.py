@@ -44,6 +44,7 @@ from modelrollout.identity import (
     VIRTUAL_SERVICE_KIND,
     VIRTUAL_SERVICES,
 )
+from modelrollout.kube.clock import ServerClock
 from modelrollout.kube.informer import DeploymentInformer
 
 _config: Any = config
@@ -141,6 +142,22 @@ class Kube:
         self.writes: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.informer: DeploymentInformer | None = None
+        self.clock = ServerClock()
+        self._time_answers()
+
+    def _time_answers(self) -> None:
+        """Feeds every answer's Date header, with when it was asked and read, to the server clock."""
+        rest = self.api.rest_client
+        request = rest.request
+        clock = self.clock
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            sent = clock.local()
+            response = await request(*args, **kwargs)
+            clock.observe_date(response.headers.get("Date"), sent, clock.local())
+            return response
+
+        rest.request = timed
 
     def watch_deployments(self, namespaces: list[str]) -> None:
         """Serves list_deployments from a watch from now on (all namespaces when `namespaces` is empty)."""
@@ -193,29 +210,27 @@ class Kube:
 
     async def patch_rollout_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
-    ) -> None:
+    ) -> str:
         """Replaces the whole status (a JSON patch `add` of /status), so fields the planner cleared disappear.
 
-        With `resource_version` the patch also sets metadata.resourceVersion, which the API server treats as a
-        precondition: a write by anyone since that read makes this one a 409 Conflict (fencing).
+        With `resource_version`, the patch also sets metadata.resourceVersion to it, which the API server
+        checks like an update's precondition: a change since that version is a 409, not a silent overwrite.
         """
         self.requests["patch modelrollout/status"] += 1
-        patch: list[dict[str, Any]] = [{"op": "add", "path": "/status", "value": status}]
+        operations: list[dict[str, Any]] = []
         if resource_version is not None:
-            patch.append({"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version})
-        await _call(
+            operations.append(
+                {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version}
+            )
+        operations.append({"op": "add", "path": "/status", "value": status})
+        result = await _call(
             f"write status of {KIND} {namespace}/{name}",
             self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                patch,
-                _content_type=JSON_PATCH,
+                GROUP, VERSION, namespace, PLURAL, name, operations, _content_type=JSON_PATCH
             ),
         )
         self.writes["status"] += 1
+        return str((result.get("metadata") or {}).get("resourceVersion") or "")
 
     # Workloads -------------------------------------------------------------------------------------------
     async def list_deployments(self, namespace: str, rollout: str) -> list[dict[str, Any]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
+from modelrollout.kube.clock import ServerClock
+
 
 class KubeApi(Protocol):
     """The API calls the operator, the sandbox and the kubectl plugin make."""
@@ -18,6 +20,8 @@ class KubeApi(Protocol):
     """Writes by kind since the counter was last cleared (the operator exports them; benchmarks read them)."""
     requests: Counter[str]
     """API requests (reads and writes) by "verb resource" since last cleared; watches are not counted."""
+    clock: ServerClock
+    """The API server's time, as learnt from its answers (every decision is timed by it)."""
 
     async def close(self) -> None: ...
 
@@ -34,9 +38,9 @@ class KubeApi(Protocol):
 
     async def patch_rollout_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
-    ) -> None:
-        """Replaces the whole status subresource; with `resource_version`, only if the object is still at it
-        (else a 409 KubeError: someone wrote since that read)."""
+    ) -> str:
+        """Replaces the whole status subresource; returns the new resourceVersion. With `resource_version`,
+        only if the object is still at that version (a change since is a 409 conflict)."""
         ...
 
     # Workloads

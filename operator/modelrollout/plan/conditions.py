@@ -14,8 +14,10 @@ spec's version serves all traffic: the rollout of this generation Succeeded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
+from modelrollout.analysis.results import AnalysisResult
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import (
     FAILED,
@@ -100,11 +102,20 @@ def update_conditions(
             compatible = f"{status.stable_version} can serve requests shaped for {status.candidate_version}"
             put("RollbackSafe", "True", "SchemaCompatible", compatible)
     if observations.analysis is not None:
-        errors = observations.analysis.errors
-        if errors:
-            put("MetricsAvailable", "False", "QueryFailed", errors[0])
-        else:
-            put("MetricsAvailable", "True", "QueriesAnswered", "")
+        _metrics_available(put, observations.analysis)
+
+
+def _metrics_available(put: Callable[[str, ConditionStatus, str, str], None], result: AnalysisResult) -> None:
+    """False, with the reason, when a query failed, answered partial data or answered no series at all."""
+    if result.partial:
+        partial = next((e for e in result.errors if "PartialData" in e), result.errors[0])
+        put("MetricsAvailable", "False", "PartialData", partial)
+    elif result.errors:
+        put("MetricsAvailable", "False", "QueryFailed", result.errors[0])
+    elif result.no_data:
+        put("MetricsAvailable", "False", "NoData", f"no series for {', '.join(result.no_data)}")
+    else:
+        put("MetricsAvailable", "True", "QueriesAnswered", "")
 
 
 def _true(value: bool) -> ConditionStatus:

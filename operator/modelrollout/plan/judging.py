@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from modelrollout.analysis.results import SliceVerdict
+from modelrollout.analysis.results import AnalysisResult, SliceVerdict
+from modelrollout.api.common import seconds
 from modelrollout.api.status import GuardVerdict, Samples, SliceStatus
 from modelrollout.plan.tick import Tick
 from modelrollout.plan.transitions import rollback
@@ -11,14 +12,19 @@ from modelrollout.plan.transitions import rollback
 def _slice_status(
     t: Tick, name: str, verdict: SliceVerdict, before: SliceStatus | None
 ) -> tuple[SliceStatus, list[GuardVerdict]]:
-    """One slice's new status, and the guard verdicts on it that demand a rollback."""
+    """One slice's new status, and the guard verdicts on it that demand a rollback.
+
+    A guard's failures are counted over the whole stage: a Pass or an Inconclusive evaluation in between
+    does not reset the count (a starved candidate, or one that alternates Fail and no data, keeps it).
+    """
     rules = {g.name: g for g in t.spec.analysis.guards}
-    counts = {g.name: g.consecutive_failures for g in before.guards} if before else {}
+    earlier = {g.name: g for g in before.guards} if before else {}
     judged: list[GuardVerdict] = []
     triggered: list[GuardVerdict] = []
     for guard in verdict.guards:
-        failures = counts.get(guard.name, 0) + 1 if guard.verdict == "Fail" else 0
-        judged.append(guard.model_copy(update={"consecutive_failures": failures}))
+        previous = earlier.pop(guard.name, None)
+        failures = (previous.failures if previous else 0) + (1 if guard.verdict == "Fail" else 0)
+        judged.append(guard.model_copy(update={"failures": failures}))
         rule = rules.get(guard.name)
         if (
             guard.verdict == "Fail"
@@ -26,6 +32,13 @@ def _slice_status(
             and (rule.immediate or failures >= rule.failure_limit)
         ):
             triggered.append(judged[-1])
+    for name_, previous in earlier.items():  # not judged this time (no series at all): its count stays
+        if name_ in rules and previous.failures:
+            judged.append(
+                previous.model_copy(
+                    update={"verdict": "Inconclusive", "reason": "no verdict this evaluation"}
+                )
+            )
     since = None
     if verdict.verdict == "Pass":
         kept = before is not None and before.verdict == "Pass" and before.passing_since is not None
@@ -66,14 +79,41 @@ def judge(t: Tick) -> bool:
         more = f" (and {len(triggered) - 3} more)" if len(triggered) > 3 else ""
         rollback(t, "GuardFailed", named + more, [g for _, g in triggered])
         return True
-    return _inconclusive(t, slices)
+    return _inconclusive(t, slices) or _missing_data(t, result)
+
+
+def _missing_data(t: Tick, result: AnalysisResult) -> bool:
+    """The stage's missing-data deadline: no evaluation with every slice conclusive (and every query answered)
+    for analysis.missingDataDeadline. Rolls back (returning True), or holds and says so once."""
+    s, analysis = t.status, t.spec.analysis
+    inconclusive = [item.name for item in s.slices if item.verdict == "Inconclusive"]
+    if not inconclusive and not result.errors:
+        s.conclusive_at, s.missing_data_overdue = t.now, False
+        return False
+    started = [x for x in (s.conclusive_at, s.step_since or s.phase_since) if x is not None]
+    since = max(started) if started else t.now
+    waited = (t.now - since).total_seconds()
+    deadline = seconds(analysis.missing_data_deadline)
+    if waited < deadline:
+        return False
+    why = result.errors[0] if result.errors else f"slices {', '.join(inconclusive)} inconclusive"
+    message = (
+        f"no conclusive data for {waited:.0f}s (missingDataDeadline {analysis.missing_data_deadline}): {why}"
+    )
+    if analysis.on_missing_data == "rollback":
+        rollback(t, "MissingData", message)
+        return True
+    if not s.missing_data_overdue:
+        s.missing_data_overdue = True
+        t.warn("MissingData", f"{message}; traffic held as it is until the data is back")
+    return False
 
 
 def _inconclusive(t: Tick, slices: list[SliceStatus]) -> bool:
-    """Counts evaluations with an Inconclusive slice; with onInconclusive: fail, too many roll back."""
+    """Counts the stage's evaluations with an Inconclusive slice; with onInconclusive: fail, too many roll
+    back. Like failures, the count is per stage: conclusive evaluations in between do not reset it."""
     s, analysis = t.status, t.spec.analysis
     if not any(item.verdict == "Inconclusive" for item in slices):
-        s.inconclusive_count = 0
         return False
     s.inconclusive_count += 1
     if analysis.on_inconclusive == "fail" and s.inconclusive_count >= analysis.max_inconclusive:
@@ -81,7 +121,7 @@ def _inconclusive(t: Tick, slices: list[SliceStatus]) -> bool:
         rollback(
             t,
             "Inconclusive",
-            f"no conclusive verdict for {s.inconclusive_count} evaluations (slices {unsure})",
+            f"no conclusive verdict in {s.inconclusive_count} evaluations of this stage (slices {unsure})",
         )
         return True
     return False

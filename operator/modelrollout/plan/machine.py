@@ -67,9 +67,10 @@ def needs(spec: ModelRolloutSpec, status: ModelRolloutStatus, now: datetime) -> 
         status.stable_version,
         status.candidate_version,
     )
+    since = (now - status.last_analysis).total_seconds() if status.last_analysis is not None else None
+    # A lastAnalysis in the future was written by a clock ahead of this one: judge now rather than wait for it.
     analysis_due = judged_phase(status) is not None and (
-        status.last_analysis is None
-        or (now - status.last_analysis).total_seconds() >= 0.9 * seconds(spec.analysis.interval)
+        since is None or since < 0 or since >= 0.9 * seconds(spec.analysis.interval)
     )
     return Needs(gates=bool(spec.gates) and starting, analysis=analysis_due)
 
@@ -78,6 +79,7 @@ def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, observations: Obser
     """One tick's decision. The input status is not modified."""
     t = Tick(spec, status.model_copy(deep=True), observations)
     t.status.observed_generation = observations.generation
+    _no_future(t)
     _follow_version(t)
     apply_commands(t)
     handler = HANDLERS.get(t.status.phase or "")
@@ -87,6 +89,21 @@ def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, observations: Obser
     desired_routes(t)
     update_conditions(t.status, spec, observations, t.safety_reasons)
     return Plan(status=t.status, actions=t.actions)
+
+
+def _no_future(t: Tick) -> None:
+    """Times this tick measures from that lie after `now` (written by a clock ahead of this one) count from now.
+
+    A pause or a passing run then starts again, longer than asked and never shorter, and analysis goes on.
+    """
+    s, now = t.status, t.now
+    for field in ("phase_since", "step_since", "last_analysis"):
+        value = getattr(s, field)
+        if value is not None and value > now:
+            setattr(s, field, now)
+    for item in s.slices:
+        if item.passing_since is not None and item.passing_since > now:
+            item.passing_since = now
 
 
 def _follow_version(t: Tick) -> None:

@@ -80,12 +80,14 @@ def warming(t: Tick) -> None:
     if ready < spec.readiness.min_ready_replicas:
         check_load_timeout(t, ready, spec.readiness.min_ready_replicas)
         return
-    if s.stable_version is None:
+    if s.stable_version is None and t.obs.routes_refused:
+        s.message = f"{s.candidate_version} is model-ready; it cannot be routed: {t.obs.routes_refused}"
+    elif s.stable_version is None:
         promote_now(t, "InitialDeploy")
     elif spec.strategy.shadow is not None:
         s.mirror_percent = spec.strategy.shadow.mirror_percent
         s.step_since = t.now
-        t.reset_passing()
+        t.new_stage()
         t.transition(
             "Shadow",
             "ShadowStarted",

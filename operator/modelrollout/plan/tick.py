@@ -60,6 +60,12 @@ class Tick:
         self.actions.append(Event(type=kind, reason=reason, message=message))
         self.actions.append(Notify(reason=reason, message=message, evidence=evidence or []))
 
+    def warn(self, reason: str, message: str) -> None:
+        """Something a person must look at, without a change of phase: message, Warning Event, notification."""
+        self.status.message = message
+        self.actions.append(Event(type="Warning", reason=reason, message=message))
+        self.actions.append(Notify(reason=reason, message=message, evidence=[]))
+
     def note(self, reason: str, message: str) -> None:
         """An Event without a decision (a command that was ignored, say)."""
         self.actions.append(Event(type="Normal", reason=reason, message=message))
@@ -68,3 +74,12 @@ class Tick:
         """Every slice must pass afresh (a new step, a resume, a capacity hold)."""
         for item in self.status.slices:
             item.passing_since = None
+
+    def new_stage(self) -> None:
+        """Shadow or a canary step begins: passes, failures and inconclusive evaluations count afresh."""
+        self.reset_passing()
+        self.status.inconclusive_count = 0
+        self.status.conclusive_at = None
+        self.status.missing_data_overdue = False
+        for item in self.status.slices:
+            item.guards = [g.model_copy(update={"failures": 0}) for g in item.guards]

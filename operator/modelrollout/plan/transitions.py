@@ -169,7 +169,7 @@ def enter_step(t: Tick, step: int, reason: str, why: str) -> None:
     s.step = step
     s.step_since = t.now
     s.mirror_percent = 0.0
-    t.reset_passing()
+    t.new_stage()
     weight = steps[step - 1].weight
     s.canary_weight = t.capped(weight)
     held = (

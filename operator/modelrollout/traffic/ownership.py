@@ -56,6 +56,22 @@ def claimant(live: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
+def refusal(
+    live: dict[str, Any] | None, spec: ModelRolloutSpec, *, rollout: str, namespace: str
+) -> OwnershipRefused | None:
+    """Why `rollout` may not write the live VirtualService or HTTPRoute (another rollout claims it), or None."""
+    if live is None:
+        return None
+    claimed = claimant(live)
+    if claimed is None or claimed == rollout:
+        return None
+    target = route_object(spec)
+    return OwnershipRefused(
+        f"{target.kind} {namespace}/{target.name}",
+        f"its routes are managed by ModelRollout {claimed}; one {target.kind} serves one rollout",
+    )
+
+
 def decide(
     live: dict[str, Any] | None,
     spec: ModelRolloutSpec,
@@ -72,14 +88,10 @@ def decide(
         body = desired_object(spec, name=rollout, namespace=namespace, uid=uid, routes=routes)
         body["metadata"].setdefault("annotations", {})[CLAIM_ANNOTATION] = rollout
         return Create(body)
+    refused = refusal(live, spec, rollout=rollout, namespace=namespace)
+    if refused is not None:
+        return Refused(refused)
     claimed = claimant(live)
-    if claimed is not None and claimed != rollout:
-        return Refused(
-            OwnershipRefused(
-                f"{target.kind} {namespace}/{target.name}",
-                f"its routes are managed by ModelRollout {claimed}; one {target.kind} serves one rollout",
-            )
-        )
     current = target.routes(live)
     merged = merge(current, routes)
     if routes_equal(spec, current, merged) and claimed == rollout:

@@ -7,6 +7,8 @@ gate's reason, and no v2 Deployment appears. When the gate changes its mind, the
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,7 +157,11 @@ async def test_gates_block_until_explicitly_allowed(
             status = await eventually(
                 api, ns, NAME, phase_is("Warming", "Shadow"), "v2 past the gate", operator=operator
             )
-            assert "v2" in await deployment_versions(api, ns, NAME)
+            # The status commits the decision first; the Deployment it implies follows in the same tick.
+            deadline = time.monotonic() + 10
+            while "v2" not in await deployment_versions(api, ns, NAME):
+                assert time.monotonic() < deadline, "v2 was not deployed after the gate allowed it"
+                await asyncio.sleep(0.2)
             assert status["candidate"]["fingerprint"]["images"] == [IMAGE_V2]
             assert operator.running, operator.log_tail()
             assert tracebacks_from_our_code(operator.log_text()) == [], operator.log_tail()

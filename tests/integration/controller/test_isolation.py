@@ -89,11 +89,18 @@ async def test_broken_rollouts_do_not_hurt_a_healthy_one(
         )
 
         # (d) The healthy rollout goes out while the others are broken.
+        # Reconciled follows the decision: it says whether the writes the committed status implies landed.
         healthy = await eventually(
-            api, ns, "healthy", phase_is("Succeeded"), "v1 Succeeded", operator=operator
+            api,
+            ns,
+            "healthy",
+            lambda s: (
+                s.get("phase") == "Succeeded" and (condition(s, "Reconciled") or {}).get("status") == "True"
+            ),
+            "v1 Succeeded and applied",
+            operator=operator,
         )
         assert healthy["stableVersion"] == "v1"
-        assert (condition(healthy, "Reconciled") or {}).get("status") == "True"
         vs = await read_virtual_service(api, ns, "healthy")
         assert vs is not None
         assert [r["name"] for r in vs["spec"]["http"]] == [

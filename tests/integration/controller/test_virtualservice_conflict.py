@@ -191,8 +191,11 @@ async def test_a_foreign_write_between_read_and_write_is_kept(
             await asyncio.sleep(0.3)
 
     try:
-        # The first route write (v1 becomes stable) races with the intruder's write.
-        race.armed = True
+        # The first route write (v1 becomes stable) races with the intruder's write: the race is armed for
+        # the tick that writes (every tick reads the VirtualService; the write starts from that read).
+        await tick_until(lambda s: s.get("phase") == "Warming", "v1 Warming")
+        await candidate_ready(kube, service_host(NAME, "v1", ns).split(".")[0])
+        race.armed, race.reads = True, 0
         status = await tick_until(lambda s: s.get("phase") == "Succeeded", "v1 Succeeded")
         assert race.changed == 1
         assert race.update_errors == [409], "the write carried the stale resourceVersion"

@@ -30,7 +30,7 @@ def test_absolute_max_fail_and_pass_with_evidence() -> None:
     )
     assert fail.reason == "g 0.08 > max 0.05"
     assert fail.samples == ENOUGH
-    assert fail.consecutive_failures == 0
+    assert fail.failures == 0
     assert judges.absolute_max(g, 0.05, 0.05).verdict == "Pass"  # a tie is within the bound
 
 

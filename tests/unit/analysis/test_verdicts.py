@@ -229,7 +229,7 @@ def test_result_serialises_without_nan_for_the_status() -> None:
     data = counts({("ios", S): (2000, 20), ("ios", C): (math.nan, math.nan)})
     result = judge(spec, "canary", S, C, {"error-rate": data, "error-ratio": data}, NOW)
     text = json.dumps(result.wire(), allow_nan=False)
-    assert '"consecutiveFailures": 0' in text
+    assert '"failures": 0' in text
 
 
 # Property: thin, missing, NaN or failed data never yields Pass ---------------------------------------------

@@ -80,7 +80,7 @@ async def test_a_failing_slice_rolls_back_in_one_route_write_and_is_named_everyw
     assert sent[0]["evidence"][0]["canary"] == pytest.approx(0.2)
 
 
-async def test_a_failed_route_write_keeps_the_position_and_says_why() -> None:
+async def test_a_failed_route_write_keeps_the_decision_says_why_and_is_retried_from_status() -> None:
     h = Harness()
     await stable_v1(h, analysis={**_analysis(), "interval": "30s"})
     h.set_version("v2")
@@ -88,14 +88,17 @@ async def test_a_failed_route_write_keeps_the_position_and_says_why() -> None:
     h.kube.fail("patch", "virtualservice", status=500, message="etcdserver: request timed out")
     report = await h.tick()
     status = h.status
-    assert status["phase"] == "Warming", "the shadow decision was not recorded while its route write failed"
+    assert status["phase"] == "Shadow", "the decision was committed before its route write"
+    assert not any(r.get("mirror") for r in h.virtual_service()["spec"]["http"]), "the route write failed"
     reconciled = h.condition("Reconciled")
     assert (reconciled["status"], reconciled["reason"]) == ("False", "ApplyFailed")
     assert "etcdserver: request timed out (HTTP 500)" in reconciled["message"]
     assert report.next_in == 5.0, "a failed write is retried sooner than the interval"
     await h.tick()
     assert h.status["phase"] == "Shadow"
+    assert all(r.get("mirror") for r in h.virtual_service()["spec"]["http"]), "re-applied from the status"
     assert h.condition("Reconciled")["status"] == "True"
+    assert [e["reason"] for e in h.kube.events].count("ShadowStarted") == 1
 
 
 async def test_a_foreign_write_between_read_and_write_is_merged_not_lost() -> None:

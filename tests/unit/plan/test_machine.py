@@ -123,23 +123,24 @@ def test_an_immediate_guard_rolls_back_every_slice_in_one_write_naming_the_slice
     assert any(isinstance(a, Event) and a.type == "Warning" for a in world.actions)
 
 
-def test_a_non_immediate_guard_needs_failure_limit_consecutive_failures() -> None:
+def test_a_non_immediate_guard_rolls_back_at_failure_limit_failures_in_the_stage() -> None:
     spec = spec_dict()
     spec["analysis"]["guards"] = [
-        {"name": "error-ratio", "metric": "errorRate", "maxRatioToStable": 1.5, "failureLimit": 2}
+        {"name": "error-ratio", "metric": "errorRate", "maxRatioToStable": 1.5, "failureLimit": 3}
     ]
     world = World(ModelRolloutSpec.model_validate(spec))
     world.bootstrap()
     world.set_version("v2")
     world.run_until(lambda w: w.status.phase == "Canary")
-    pattern = iter(["Fail", "Pass", "Fail", "Pass", "Fail", "Fail"])
+    pattern = iter(["Fail", "Pass", "Fail", "Pass", "Fail"])
     world.script = lambda w: verdicts(w.spec, w.now, {"ios": next(pattern)})  # type: ignore[dict-item]
     outcomes = []
-    for _ in range(6):
+    for _ in range(5):
         world.tick()
         outcomes.append(world.status.phase)
-    assert outcomes == ["Canary"] * 5 + ["RolledBack"]
+    assert outcomes == ["Canary"] * 4 + ["RolledBack"], "passes in between do not reset the stage's count"
     assert "slice ios: error-ratio" in world.status.message
+    assert world.status.history[-1].evidence[0].failures == 3
 
 
 def test_inconclusive_holds_and_never_advances() -> None:
