@@ -352,6 +352,26 @@ class FakeKube:
         self.writes[kind.lower()] += 1
         self._done("patch", kind.lower())
 
+    async def delete_virtual_service(self, live: dict[str, Any]) -> None:
+        await self._delete_route(self.virtual_services, "VirtualService", live)
+
+    async def delete_http_route(self, live: dict[str, Any]) -> None:
+        await self._delete_route(self.http_routes, "HTTPRoute", live)
+
+    async def _delete_route(self, store: dict[Key, dict[str, Any]], kind: str, live: dict[str, Any]) -> None:
+        meta = live["metadata"]
+        key = (meta["namespace"], meta["name"])
+        action = f"delete {kind} {key[0]}/{key[1]}"
+        await self._enter("delete", kind.lower(), *key, action)
+        stored = store.get(key)
+        if stored is None:
+            return
+        if stored["metadata"]["resourceVersion"] != meta["resourceVersion"]:
+            raise self._refuse(action, 409, "the object has been modified; please apply your changes")
+        del store[key]
+        self.writes[kind.lower()] += 1
+        self._done("delete", kind.lower())
+
     def edit_virtual_service(
         self, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
     ) -> None:

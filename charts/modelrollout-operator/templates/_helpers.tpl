@@ -85,14 +85,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["create", "patch", "delete"]
-# The VirtualService: read, created when missing, merge-patched (guarded by resourceVersion).
+# The VirtualService: read, created when missing, merge-patched (guarded by resourceVersion), and the one
+# the operator created deleted when its rollout is (after every slice is back on stable).
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "delete"]
 # The HTTPRoute (Gateway API provider), the same way.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "create", "patch", "delete"]
 # Events on ModelRollouts (the operator's and kopf's).
 - apiGroups: [""]
   resources: ["events"]

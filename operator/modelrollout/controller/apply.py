@@ -8,14 +8,17 @@ import time
 from typing import Any
 
 from modelrollout.api.spec import ModelRolloutSpec
+from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import InvalidRoutes, InvalidTemplate, KubeError, OwnershipRefused
 from modelrollout.identity import HTTP_ROUTE_KIND, TEMPLATE_HASH_ANNOTATION
 from modelrollout.kube import KubeApi
 from modelrollout.plan import Action, EnsureWorkload, RemoveWorkload, SetRoutes
+from modelrollout.plan.conditions import routing_of
 from modelrollout.traffic import ownership
-from modelrollout.traffic.provider import RouteObject, render_routes, route_object
+from modelrollout.traffic.provider import RouteObject, render_routes, route_object, routes_equal
+from modelrollout.traffic.routes import is_owned
 from modelrollout.workloads.render import render_deployment, render_service
 
 log = logging.getLogger("modelrollout.controller")
@@ -52,6 +55,20 @@ async def apply_actions(
     except InvalidRoutes as error:
         return written, at, f"cannot render routes: {error}"
     return written, at, None
+
+
+def drifted_routes(
+    spec: ModelRolloutSpec, live: dict[str, Any] | None, desired: list[dict[str, Any]]
+) -> list[str]:
+    """Names of the owned routes whose live form differs from `desired` (changed, missing or added)."""
+    current = route_object(spec).routes(live) if live is not None else []
+    found = {str(r.get("name")): r for r in current if is_owned(r)}
+    wanted = {str(r["name"]): r for r in desired}
+    return sorted(
+        name
+        for name in set(found) | set(wanted)
+        if name not in found or name not in wanted or not routes_equal(spec, [found[name]], [wanted[name]])
+    )
 
 
 async def write_routes(
@@ -147,3 +164,46 @@ async def ensure_workload(
         )
     await rt.kube.apply(render_service(ref.name, ref.namespace, ref.uid, spec, action.version))
     await rt.kube.apply(desired)
+
+
+async def report_drift(
+    rt: Runtime,
+    ref: RolloutRef,
+    spec: ModelRolloutSpec,
+    before: ModelRolloutStatus,
+    after: ModelRolloutStatus,
+    actions: list[Action],
+    live: dict[str, Any] | None,
+) -> list[str]:
+    """Owned routes someone else changed since our last applied write: a Warning Event and a counter per
+    route (this tick's route write restores them). Only when no decision moved the routes this tick and the
+    last tick's writes landed (Reconciled=True), so our own pending writes are never taken for drift."""
+    routes = next((a for a in actions if isinstance(a, SetRoutes)), None)
+    last = next((c for c in before.conditions if c.type == "Reconciled"), None)
+    if routes is None or live is None or last is None or last.status != "True":
+        return []
+    if routing_of(before) != routing_of(after):
+        return []
+    try:
+        desired = render_routes(
+            spec,
+            name=ref.name,
+            namespace=ref.namespace,
+            stable=routes.stable,
+            candidate=routes.candidate,
+            weights=routes.weights,
+            mirror_percent=routes.mirror_percent,
+        )
+    except InvalidRoutes:
+        return []
+    drifted = drifted_routes(spec, live, desired)
+    if drifted:
+        for name in drifted:
+            rt.metrics.route_drift.labels(ref.namespace, ref.name, name).inc()
+        message = f"owned routes changed outside the operator, restored: {', '.join(drifted)}"
+        log.warning("%s: %s", ref, message)
+        try:
+            await rt.kube.create_event(ref.event_target(), "Warning", "RoutesDrifted", message)
+        except KubeError as error:  # the restore matters more than its Event
+            log.warning("%s: cannot record the drift Event: %s", ref, error)
+    return drifted

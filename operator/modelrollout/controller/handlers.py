@@ -17,10 +17,12 @@ from typing import Any
 import kopf
 
 from modelrollout.analysis.batch import QueryBatcher
+from modelrollout.controller.deletion import release_traffic
 from modelrollout.controller.metrics import OperatorMetrics
 from modelrollout.controller.outbound import Outbound
 from modelrollout.controller.runtime import Runtime
 from modelrollout.controller.tick import RETRY_AFTER_ERROR, Reconciler
+from modelrollout.errors import KubeError
 from modelrollout.identity import FINALIZER, GROUP, PLURAL, VERSION
 from modelrollout.kube import connect
 from modelrollout.kube.lease import LeaseElector
@@ -117,6 +119,19 @@ def _changed(event: kopf.RawEvent, namespace: str | None, name: str, meta: kopf.
         # (and its memory) here, or dashboards and alerts keep showing a rollout that no longer exists.
         if STATE.runtime is not None:
             STATE.runtime.forget(key[0], name)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def _deleted(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    """Traffic back before garbage collection: the finalizer holds the rollout until this has succeeded."""
+    runtime = STATE.runtime
+    if runtime is None:
+        raise kopf.TemporaryError("the operator is starting", delay=1)
+    try:
+        done = await release_traffic(runtime, dict(body))
+    except KubeError as error:
+        raise kopf.TemporaryError(f"cannot return the traffic yet: {error}", delay=2) from error
+    log.info("%s/%s deleted: %s", namespace, name, done)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)

@@ -96,6 +96,11 @@ class OperatorMetrics:
         self.notification_failures = c(
             "modelrollout_notification_failures_total", "Notification webhooks that failed"
         )
+        self.route_drift = c(
+            "modelrollout_route_drift_total",
+            "Owned routes found changed by someone else and restored",
+            "route",
+        )
 
     def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
         """A gauge per rollout (namespace, rollout, then `labels`)."""
@@ -133,7 +138,7 @@ class OperatorMetrics:
         for metric in (
             self.phase, self.step, self.weight, self.mirror, self.guard_value, self.guard_threshold,
             self.guard_verdict, self.slice_verdict, self.analysis_seconds, self.queries, self.decisions,
-            self.errors, self.notification_failures,
+            self.errors, self.notification_failures, self.route_drift,
         ):  # fmt: skip
             for labels in list(metric._metrics):  # prometheus_client keeps children keyed by label values
                 if labels[:2] == (namespace, rollout):

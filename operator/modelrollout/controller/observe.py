@@ -22,6 +22,8 @@ from modelrollout.errors import InvalidTemplate
 from modelrollout.identity import VERSION_LABEL
 from modelrollout.plan import Commands, Observations, WorkloadState, analysis_request, needs
 from modelrollout.traffic import ownership
+from modelrollout.traffic.istio import shadowing
+from modelrollout.traffic.provider import route_object
 from modelrollout.workloads.render import fingerprint
 
 
@@ -141,5 +143,9 @@ async def observe(
         commands=read_commands(ref.annotations),
         candidate_fingerprint=candidate_fingerprint(spec),
         routes_refused=str(refused) if refused is not None else None,
+        # Istio takes the first matching route; Gateway API ranks matches by specificity instead.
+        shadowed_routes=shadowing(route_object(spec).routes(live))
+        if live is not None and spec.traffic.istio is not None
+        else None,
     )
     return Observed(observations, deployments, live)

@@ -33,6 +33,8 @@ class Runtime:
     last_status_write: dict[tuple[str, str], float] = field(default_factory=dict)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     notify_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    tick_locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    """One tick of a rollout at a time, and none while its deletion returns the traffic."""
 
     def now(self) -> datetime:
         """The time this tick decides at."""
@@ -40,6 +42,9 @@ class Runtime:
 
     def notify_lock(self, namespace: str, name: str) -> asyncio.Lock:
         return self.notify_locks.setdefault((namespace, name), asyncio.Lock())
+
+    def tick_lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self.tick_locks.setdefault((namespace, name), asyncio.Lock())
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Runs work off the tick (notifications), keeping a reference so it is not garbage-collected."""
@@ -51,6 +56,7 @@ class Runtime:
         """Drops a deleted rollout's series and memory."""
         self.metrics.forget(namespace, name)
         self.last_status_write.pop((namespace, name), None)
+        self.tick_locks.pop((namespace, name), None)
 
     async def close(self) -> None:
         for task in list(self.background):

@@ -21,19 +21,19 @@ from modelrollout.api.common import seconds
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.api.validation import describe
-from modelrollout.controller.apply import apply_actions
+from modelrollout.controller.apply import apply_actions, report_drift
 from modelrollout.controller.observe import observe
 from modelrollout.controller.record import announce, record_refusal, write_status
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import KubeError
 from modelrollout.plan import plan
-from modelrollout.plan.conditions import reconciled
+from modelrollout.plan.conditions import applying, reconciled
 
 log = logging.getLogger("modelrollout.controller")
 RETRY_AFTER_ERROR = 5.0
 CONFLICT = 409
-RETRY_AFTER_CONFLICT = 0.5
+RETRY_AFTER_CONFLICT = 0.0
 """The object changed since this tick read it (a command, a spec edit): decide again on the fresh copy."""
 IDLE_INTERVAL = 30.0
 """How often a rollout without a readable spec is looked at again (a spec change wakes it sooner)."""
@@ -59,7 +59,8 @@ class Reconciler:
     async def tick(self, namespace: str, name: str) -> TickReport:
         started = time.monotonic()
         try:
-            return await self._tick(namespace, name)
+            async with self.rt.tick_lock(namespace, name):
+                return await self._tick(namespace, name)
         except KubeError as error:
             if error.status != CONFLICT:
                 raise
@@ -125,11 +126,13 @@ class Reconciler:
         # The status write is the commit point: once it lands, the decision (and this tick's analysis) is
         # durable, and the routes and workloads below, which derive from it, are re-applied by every later
         # tick until they match. A crash, a cancellation or a failed write after this line loses nothing.
+        applying(status, new_status, now, ref.generation)
         try:
             version, stored = await write_status(rt, ref, raw_status, new_status, ref.resource_version)
         except KubeError as error:
             return self._not_committed(ref, error, report)
         rt.metrics.observe_status(ref.namespace, ref.name, new_status)
+        await report_drift(rt, ref, spec, status, new_status, result.actions, observed.routes_object)
         written, at, failure = await apply_actions(
             rt, ref, spec, result.actions, observed.deployments, observed.routes_object
         )

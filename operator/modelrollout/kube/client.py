@@ -362,6 +362,30 @@ class Kube:
         )
         self.writes[kind.kind.lower()] += 1
 
+    async def delete_virtual_service(self, live: dict[str, Any]) -> None:
+        """Deletes a VirtualService read earlier, only at that resourceVersion (a change since is a 409)."""
+        await self._delete_route(_VIRTUAL_SERVICE, live)
+
+    async def delete_http_route(self, live: dict[str, Any]) -> None:
+        """Deletes an HTTPRoute read earlier, only at that resourceVersion (a change since is a 409)."""
+        await self._delete_route(_HTTP_ROUTE, live)
+
+    async def _delete_route(self, kind: _RouteKind, live: dict[str, Any]) -> None:
+        meta = live["metadata"]
+        await _call(
+            f"delete {kind.kind} {meta['namespace']}/{meta['name']}",
+            self.custom.delete_namespaced_custom_object(
+                kind.group,
+                kind.version,
+                meta["namespace"],
+                kind.plural,
+                meta["name"],
+                body={"preconditions": {"resourceVersion": meta["resourceVersion"]}},
+            ),
+            missing_ok=True,
+        )
+        self.writes[kind.kind.lower()] += 1
+
     # Events ------------------------------------------------------------------------------------------------
     async def create_event(self, rollout: dict[str, Any], kind: str, reason: str, message: str) -> None:
         self.requests["create event"] += 1

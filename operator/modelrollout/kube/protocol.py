@@ -88,5 +88,13 @@ class KubeApi(Protocol):
         """Merge-patches an HTTPRoute read earlier; a change since that read is a 409 conflict."""
         ...
 
+    async def delete_http_route(self, live: dict[str, Any]) -> None:
+        """Deletes an HTTPRoute read earlier; a change since that read is a 409 conflict; gone is fine."""
+        ...
+
+    async def delete_virtual_service(self, live: dict[str, Any]) -> None:
+        """Deletes a VirtualService read earlier; a change since that read is a 409 conflict; gone is fine."""
+        ...
+
     # Events
     async def create_event(self, rollout: dict[str, Any], kind: str, reason: str, message: str) -> None: ...

@@ -103,6 +103,10 @@ def update_conditions(
             put("RollbackSafe", "True", "SchemaCompatible", compatible)
     if observations.analysis is not None:
         _metrics_available(put, observations.analysis)
+    if observations.shadowed_routes:
+        put("RoutesShadowed", "True", "ForeignRouteFirst", "; ".join(observations.shadowed_routes))
+    elif observations.shadowed_routes is not None:
+        put("RoutesShadowed", "False", "OwnedRoutesReachable", "")
 
 
 def _metrics_available(put: Callable[[str, ConditionStatus, str, str], None], result: AnalysisResult) -> None:
@@ -132,6 +136,21 @@ def reconciled(status: ModelRolloutStatus, failure: str | None, now: datetime, g
         set_condition(status, "Reconciled", "True", "Applied", "", now, generation)
     else:
         set_condition(status, "Reconciled", "False", "ApplyFailed", failure, now, generation)
+
+
+def routing_of(status: ModelRolloutStatus) -> tuple[object, ...]:
+    """What of a status the routes follow from (two statuses equal here route the same way)."""
+    weights = tuple((item.name, item.canary_weight) for item in status.slices)
+    return (status.phase, status.stable_version, status.candidate_version, status.step, status.canary_weight,
+            status.mirror_percent, weights)  # fmt: skip
+
+
+def applying(before: ModelRolloutStatus, after: ModelRolloutStatus, now: datetime, generation: int) -> None:
+    """A decision that moves traffic is committed before its writes: until they land, Reconciled is Unknown
+    (so nobody reads a committed decision as carried out)."""
+    if routing_of(before) != routing_of(after):
+        message = "decision recorded; writing the routes and workloads it implies"
+        set_condition(after, "Reconciled", "Unknown", "Applying", message, now, generation)
 
 
 def spec_refused(status: ModelRolloutStatus, message: str, now: datetime, generation: int) -> None:

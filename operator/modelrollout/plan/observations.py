@@ -51,6 +51,9 @@ class Observations:
     candidate_fingerprint: Fingerprint | str | None = None
     """The candidate's fingerprint rendered from the spec, or why the template cannot make a pod (None: not
     computed; the planner then refuses to deploy). Rendering is the workloads module's job, not the planner's."""
+    shadowed_routes: list[str] | None = None
+    """Foreign routes before ours that catch an owned route's requests ("x shadows modelrollout-ios");
+    None when the VirtualService was not read."""
     routes_refused: str | None = None
     """Why the rollout's routes cannot be written at all (its VirtualService belongs to another rollout);
     nothing that would need them is decided while so."""

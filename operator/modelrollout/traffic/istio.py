@@ -26,6 +26,7 @@ Only routes named `modelrollout-*` are owned: `merge_routes` leaves every other 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -328,3 +329,40 @@ def observed_overrides(http_routes: list[Route] | None) -> dict[str, str | None]
         for route in read_routes(http_routes)
         if route.override
     }
+
+
+# Shadowing ------------------------------------------------------------------------------------------------
+_MAP_KEYS = ("headers", "queryParams", "withoutHeaders", "sourceLabels")
+
+
+def _conditions(block: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """One match block's conditions (ANDed), flattened so that a subset matches at least as much."""
+    found: set[tuple[str, str]] = set()
+    for key, value in block.items():
+        if key == "name":
+            continue
+        if key in _MAP_KEYS and isinstance(value, Mapping):
+            found |= {(f"{key}.{k}", json.dumps(v, sort_keys=True)) for k, v in value.items()}
+        else:
+            found.add((key, json.dumps(value, sort_keys=True)))
+    return found
+
+
+def _blocks(route: Mapping[str, Any]) -> list[set[tuple[str, str]]]:
+    blocks = [b for b in route.get("match") or [] if isinstance(b, Mapping)]
+    return [_conditions(b) for b in blocks] or [set()]
+
+
+def shadowing(http_routes: list[Route] | None) -> list[str]:
+    """Foreign routes placed before owned ones that catch requests an owned route is meant for (Istio uses
+    the first route that matches), as "<foreign> shadows <owned>"; [] when none does."""
+    found: list[str] = []
+    earlier: list[Route] = []
+    for route in http_routes or []:
+        if not is_owned(route):
+            earlier.append(route)
+            continue
+        for foreign in earlier:
+            if any(f <= o for f in _blocks(foreign) for o in _blocks(route)):
+                found.append(f"{foreign.get('name') or '(unnamed)'} shadows {route['name']}")
+    return found

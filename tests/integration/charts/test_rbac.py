@@ -128,6 +128,10 @@ async def operator_actions(kube: Kube, rollout: dict[str, Any]) -> None:
     live = await kube.get_virtual_service(namespace, vs_name)
     assert live is not None
     await kube.update_virtual_service(live, {"metadata": {"annotations": {"modelrollout.io/rollout": name}}})
+    live = await kube.get_virtual_service(namespace, vs_name)
+    assert live is not None
+    await kube.delete_virtual_service(live)  # a deleted rollout's own VirtualService
+    assert await kube.get_virtual_service(namespace, vs_name) is None
 
     # The same rollout under Gateway API: its HTTPRoute is read, created and merge-patched the same way.
     gateway_spec = ModelRolloutSpec.model_validate({**spec.wire(), "traffic": gateway_api()})

@@ -27,8 +27,8 @@ NAMESPACED_RULES = {
     ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
     ("apps", "deployments/scale"): {"patch"},
     ("", "services"): {"create", "patch", "delete"},
-    ("networking.istio.io", "virtualservices"): {"get", "create", "patch"},
-    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch"},
+    ("networking.istio.io", "virtualservices"): {"get", "create", "patch", "delete"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 # What kopf reads cluster-wide: CRDs always; namespaces only when it serves a list of namespaces.
