@@ -137,6 +137,7 @@ def test_every_panel_shows_data_from_the_operators_own_metrics(
         metrics.decisions.labels(namespace, rollout, "StepPassed").inc()
         metrics.errors.labels(namespace, rollout, "ApplyFailed").inc()
         metrics.notification_failures.labels(namespace, rollout).inc()
+        metrics.route_drift.labels(namespace, rollout, "modelrollout-ios").inc()
         time.sleep(0.5)
         if query(prometheus_url, scraped)["data"]["result"]:
             break

@@ -166,10 +166,9 @@ async def forbidden_actions(kube: Kube, namespace: str) -> None:
         core.create_namespaced_secret(namespace, {"metadata": {"name": "x"}, "stringData": {"a": "b"}})
     )
     await refused(kube.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, ROLLOUT))
+    # HTTPRoutes: get, create, patch and delete (a deleted rollout's own), never list.
     await refused(
-        kube.custom.delete_namespaced_custom_object(
-            GATEWAY_GROUP, GATEWAY_VERSION, namespace, HTTP_ROUTES, ROLLOUT
-        )
+        kube.custom.list_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, namespace, HTTP_ROUTES)
     )
     await refused(
         client.RbacAuthorizationV1Api(kube.api).create_cluster_role(
