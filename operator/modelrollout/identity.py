@@ -80,23 +80,24 @@ ARM_SUFFIX = ".candidate-arm"
 
 # Derived names --------------------------------------------------------------------------------------------
 MAX_NAME = 63
+"""A ModelRollout's name is a label value on everything it creates: at most 63 characters (admission says so)."""
+NAME_TOO_LONG = (
+    f"metadata.name must be at most {MAX_NAME} characters: it is the value of the {GROUP}/rollout label "
+    "on every object the operator creates"
+)
 _HASH_LEN = 8
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _NOT_LABEL_CHAR = re.compile(r"[^a-z0-9-]")
 
 
 def workload_name(rollout_name: str, version: str) -> str:
     """The name of a version's Deployment and Service: a DNS-1035 label of at most 63 characters.
 
-    `<rollout>-<version>` when that already is one. Otherwise (dots, a leading digit, too long) the name is
-    mapped to label characters, cut to fit, and suffixed with a hash of the exact rollout name and version,
-    so versions that map to the same characters (`1.2`, `1-2`) or share a long prefix get distinct names.
+    `<rollout>-<version>-<hash>`, the hash taken over the exact rollout name and version: without it rollout
+    `a-b` with version `c` and rollout `a` with version `b-c` would share names, and so would versions that
+    map to the same characters (`1.2`, `1-2`). The readable part is mapped to label characters and cut to fit.
     """
-    plain = f"{rollout_name}-{version}"
-    if len(plain) <= MAX_NAME and _DNS_1035.fullmatch(plain):
-        return plain
     digest = hashlib.sha256(f"{rollout_name}\x00{version}".encode()).hexdigest()[:_HASH_LEN]
-    mapped = _NOT_LABEL_CHAR.sub("-", plain.lower())
+    mapped = _NOT_LABEL_CHAR.sub("-", f"{rollout_name}-{version}".lower())
     if not mapped[:1].isalpha():
         mapped = "m-" + mapped
     head = mapped[: MAX_NAME - _HASH_LEN - 1].rstrip("-")

@@ -117,6 +117,7 @@ AB: Final[dict[str, Any]] = {
     "minimumDetectableEffect": 0.1,
 }
 GUARD = "analysis.guards"
+MIN_MAX = "min cannot exceed max: no value could pass"
 
 CASES: Final[list[Invalid]] = [
     # Canary steps
@@ -569,6 +570,82 @@ CASES: Final[list[Invalid]] = [
         edited(("rollback.rollbackSafety", "ignore")),
         "spec.rollback.rollbackSafety",
     ),
+    # Bounds: every duration between a floor and a ceiling (a 0s interval loops without sleeping; a
+    # 99999h delay overflowed the planner's clock), numbers with a maximum, min never above max.
+    *[
+        Invalid(
+            f"bound-{where.rsplit('.', 1)[-1].lower()}-{value}",
+            edited((where, value)),
+            f"spec.{where}",
+            message,
+        )
+        for where, value, message in [
+            ("analysis.interval", "0s", "must be between 1s and 1h"),
+            ("analysis.interval", "1ms", "must be between 1s and 1h"),
+            ("analysis.interval", "2h", "must be between 1s and 1h"),
+            ("analysis.window", "0s", "must be between 1s and 24h"),
+            ("analysis.window", "25h", "must be between 1s and 24h"),
+            ("analysis.prometheus.timeout", "0s", "must be between 100ms and 60s"),
+            ("analysis.prometheus.timeout", "5m", "must be between 100ms and 60s"),
+            ("gates[0].webhook.timeout", "10m", "must be between 100ms and 60s"),
+            ("rollback.notify[0].webhook.timeout", "0ms", "must be between 100ms and 60s"),
+            ("readiness.loadTimeout", "48h", "must be between 1s and 24h"),
+            ("readiness.probePeriod", "500ms", "must be between 1s and 5m"),
+            ("readiness.probePeriod", "10m", "must be between 1s and 5m"),
+            ("strategy.shadow.duration", "169h", "must be between 0s and 168h"),
+            ("strategy.canary.steps[0].pause", "99999h", "must be between 0s and 168h"),
+            ("rollback.scaleDownDelay", "99999h", "must be between 0s and 168h"),
+            ("rollback.keepPreviousWarm", "10000h", "must be between 0s and 168h"),
+        ]
+    ],
+    Invalid(
+        "duration-overflowing-int64",
+        edited(("rollback.scaleDownDelay", "99999999h")),
+        "spec.rollback.scaleDownDelay",
+    ),
+    Invalid("duration-too-long", edited(("analysis.interval", "1m" * 13)), "spec.analysis.interval"),
+    Invalid(
+        "guard-min-above-max",
+        edited(("analysis.guards[0].min", 0.1)),
+        "spec.analysis.guards[0].min",
+        MIN_MAX,
+    ),
+    Invalid(
+        "override-min-above-max",
+        edited(("analysis.guards[0].slices.android", {"min": 0.5, "max": 0.2})),
+        "spec.analysis.guards[0].slices[android].min",
+        MIN_MAX,
+    ),
+    Invalid("min-samples-huge", edited(("analysis.minSamples", 10**9)), "spec.analysis.minSamples"),
+    Invalid(
+        "guard-min-samples-huge",
+        edited(("analysis.guards[0].minSamples", 10**9)),
+        "spec.analysis.guards[0].minSamples",
+    ),
+    Invalid(
+        "max-inconclusive-huge", edited(("analysis.maxInconclusive", 10**6)), "spec.analysis.maxInconclusive"
+    ),
+    Invalid(
+        "gateway-name-too-long",
+        edited(("traffic.istio.gateways", ["g" * 254])),
+        "spec.traffic.istio.gateways[0]",
+    ),
+    # Header regexes Python accepts but RE2 (Envoy's engine, and Go's regexp in admission) refuses
+    Invalid(
+        "header-regex-lookahead",
+        edited(("slices[1].match.headers.x-user", {"regex": "beta-(?=eu)"})),
+        "spec.slices[1].match.headers[x-user].regex",
+    ),
+    Invalid(
+        "header-regex-backreference",
+        edited(("slices[1].match.headers.x-user", {"regex": "(beta)-\\1"})),
+        "spec.slices[1].match.headers[x-user].regex",
+    ),
+    Invalid(
+        "header-regex-huge-repeat",
+        edited(("slices[1].match.headers.x-user", {"regex": "b{2,1001}"})),
+        "spec.slices[1].match.headers[x-user].regex",
+    ),
     # Unknown fields (refused with fieldValidation=Strict; see the module docstring)
     Invalid("unknown-field-under-spec", edited(("replica", 3)), "spec.replica", status=400),
     Invalid(
@@ -597,7 +674,7 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
     "compound-durations": edited(
         ("strategy.shadow.duration", "1h30m"),
         ("strategy.canary.steps[0].pause", "90s"),
-        ("analysis.interval", "500ms"),
+        ("analysis.interval", "1500ms"),
         ("analysis.window", "1.5m"),
     ),
     "custom-metric-with-query": edited(

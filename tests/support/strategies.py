@@ -7,10 +7,12 @@ sequential tests only on the built-in errorRate, minReadyReplicas within replica
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hypothesis import strategies as st
 
+from modelrollout.api.common import nanoseconds
 from modelrollout.api.guards import BUILTIN_METRICS
 from modelrollout.api.spec import MAX_STEPS
 
@@ -28,14 +30,21 @@ FEATURE_TYPE = st.sampled_from(["string", "int", "float", "bool", "bytes", "stri
 
 
 @st.composite
-def durations(draw: Draw) -> str:
-    parts = draw(st.lists(st.sampled_from(["h", "m", "s", "ms"]), min_size=1, max_size=3))
-    out = ""
-    for unit in parts:
-        whole = draw(st.integers(0, 120))
-        fraction = draw(st.none() | st.integers(0, 99))
-        out += f"{whole}" + ("" if fraction is None else f".{fraction}") + unit
-    return out
+def durations(draw: Draw, low: str = "0s", high: str = "168h") -> str:
+    """A duration within [low, high], written as a person might: `90s`, `1m30s`, `1.5m`, `250ms`, `2h`."""
+    milliseconds = draw(st.integers(math.ceil(nanoseconds(low) / 1e6), nanoseconds(high) // 1_000_000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole, millis = divmod(rest, 1000)
+    form = draw(st.sampled_from(["compound", "seconds", "milliseconds", "fraction"]))
+    if form == "seconds" and millis == 0 and milliseconds < 100_000_000:
+        return f"{milliseconds // 1000}s"
+    if form == "milliseconds" and milliseconds < 100_000:
+        return f"{milliseconds}ms"
+    if form == "fraction" and milliseconds < 100_000_000:
+        return f"{milliseconds / 1000:.3f}s"
+    parts = [(hours, "h"), (minutes, "m"), (whole, "s"), (millis, "ms")]
+    return "".join(f"{value}{unit}" for value, unit in parts if value) or "0s"
 
 
 def optional(into: dict[str, Any], draw: Draw, key: str, strategy: st.SearchStrategy[Any]) -> None:
@@ -86,6 +95,8 @@ def thresholds(draw: Draw, at_least_one: bool) -> dict[str, Any]:
     optional(out, draw, "min", NUMBER)
     optional(out, draw, "maxRatioToStable", POSITIVE)
     optional(out, draw, "maxDeltaToStable", st.floats(min_value=0, max_value=1e3, allow_nan=False))
+    if "min" in out and "max" in out and out["min"] > out["max"]:
+        out["min"], out["max"] = out["max"], out["min"]  # admission refuses min > max
     if at_least_one and not out:
         out["maxRatioToStable"] = draw(POSITIVE)
     return out
@@ -133,7 +144,7 @@ def webhook(draw: Draw) -> dict[str, Any]:
             st.from_regex(r"https?://[a-z]{1,10}\.example\.com(:[0-9]{2,5})?(/[!-~]{0,20})?", fullmatch=True)
         )
     }
-    optional(hook, draw, "timeout", durations())
+    optional(hook, draw, "timeout", durations("100ms", "60s"))
     return hook
 
 
@@ -180,8 +191,8 @@ def specs(draw: Draw) -> dict[str, Any]:
         "prometheus": {"url": "http://prometheus.monitoring:9090"},
         "guards": draw(guards([s["name"] for s in declared])),
     }
-    optional(analysis, draw, "interval", durations())
-    optional(analysis, draw, "window", durations())
+    optional(analysis, draw, "interval", durations("1s", "1h"))
+    optional(analysis, draw, "window", durations("1s", "24h"))
     optional(analysis, draw, "metrics", st.sampled_from([{"profile": "modelrollout"}, {"profile": "istio"}]))
     optional(analysis, draw, "minSamples", st.integers(1, 100_000))
     optional(analysis, draw, "onInconclusive", st.sampled_from(["hold", "fail"]))
@@ -201,7 +212,7 @@ def specs(draw: Draw) -> dict[str, Any]:
         readiness: dict[str, Any] = {}
         optional(readiness, draw, "modelReadyPath", st.from_regex(r"/[!-~]{0,30}", fullmatch=True))
         optional(readiness, draw, "port", st.integers(1, 65535))
-        optional(readiness, draw, "loadTimeout", durations())
+        optional(readiness, draw, "loadTimeout", durations("1s", "24h"))
         optional(readiness, draw, "minReadyReplicas", st.integers(1, replicas))
         spec["readiness"] = readiness
     if draw(st.booleans()):

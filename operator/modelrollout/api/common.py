@@ -16,30 +16,92 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 # Visible ASCII only: `\s` would differ between admission (RE2: ASCII spaces) and pydantic (Unicode spaces).
 URL_PATTERN = r"^https?://[!-~]+$"
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# At most 5 digits before the point and 24 characters in all: no duration the pattern admits overflows Go's
+# int64 nanoseconds, so the CEL bounds below (`duration(self)`) can never fail to evaluate. `[.]`, not `\.`:
+# the pattern is also written inside a CEL string literal, where a backslash would need escaping.
+DURATION_PATTERN = r"^([0-9]{1,5}([.][0-9]{1,9})?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 24
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]+)(?:[.]([0-9]+))?(ms|s|m|h)")
+_UNIT_NANOSECONDS = {"ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
 
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, max_length=32, json_schema_extra={"example": "30s"}),
+    Field(pattern=DURATION_PATTERN, max_length=DURATION_MAX_LENGTH, json_schema_extra={"example": "30s"}),
 ]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 
 
-def seconds(duration: str) -> float:
-    """Parses a Go-style duration such as "1m30s" or "500ms" into seconds."""
+def nanoseconds(duration: str) -> int:
+    """A Go-style duration such as "1m30s" or "500ms" in nanoseconds, computed as Go's time.ParseDuration
+    (and so CEL's duration()) computes it, fractions included, so both sides compare bounds alike."""
     if not re.fullmatch(DURATION_PATTERN, duration):
         raise ValueError(
             f"invalid duration {duration!r}: use a number with a unit ms, s, m or h, e.g. 30s or 1m30s"
         )
-    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in _DURATION_PART.findall(duration))
+    total = 0
+    for whole, fraction, unit in _DURATION_PART.findall(duration):
+        scale = _UNIT_NANOSECONDS[unit]
+        total += int(whole) * scale
+        if fraction:
+            total += int(float(int(fraction)) * (float(scale) / 10 ** len(fraction)))
+    return total
+
+
+def seconds(duration: str) -> float:
+    """Parses a Go-style duration such as "1m30s" or "500ms" into seconds."""
+    return nanoseconds(duration) / 1e9
+
+
+@dataclass(frozen=True)
+class Between:
+    """Bounds a Duration on both sides (`Annotated[Duration, Between("1s", "1h")]`): a CEL rule in the CRD and
+    the same check in the model, with the same message.
+
+    The rule first re-checks the pattern: the API server evaluates CEL rules even on a value its pattern
+    refused, and `duration()` of such a value would add a second, confusing error.
+    """
+
+    low: str
+    high: str
+
+    @property
+    def message(self) -> str:
+        return f"must be between {self.low} and {self.high}"
+
+    def _check(self, value: str) -> str:
+        if not nanoseconds(self.low) <= nanoseconds(value) <= nanoseconds(self.high):
+            raise ValueError(self.message)
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        rule = (
+            f"!self.matches('{DURATION_PATTERN}') || "
+            f"(duration(self) >= duration('{self.low}') && duration(self) <= duration('{self.high}'))"
+        )
+        out.setdefault("x-kubernetes-validations", []).append({"rule": rule, "message": self.message})
+        return out
 
 
 def unique(items: list[Any], key: str) -> bool:

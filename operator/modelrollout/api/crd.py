@@ -13,7 +13,17 @@ import yaml
 
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.status import ModelRolloutStatus
-from modelrollout.identity import CRD_NAME, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from modelrollout.identity import (
+    CRD_NAME,
+    GROUP,
+    KIND,
+    MAX_NAME,
+    NAME_TOO_LONG,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 
 _DROP = {"title", "default", "examples", "example"}
 
@@ -97,6 +107,12 @@ def crd() -> dict[str, Any]:
         "type": "object",
         "description": "Progressive, per-slice judged delivery of an ML model version.",
         "required": ["spec"],
+        "x-kubernetes-validations": [
+            {
+                "rule": f"self.metadata.name.size() <= {MAX_NAME}",
+                "message": NAME_TOO_LONG,
+            }
+        ],
         "properties": {
             "apiVersion": {"type": "string", "description": "API version of this object."},
             "kind": {"type": "string", "description": "Kind of this object."},

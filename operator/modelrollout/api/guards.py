@@ -8,6 +8,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.common import (
     URL_PATTERN,
+    Between,
     DnsLabel,
     Duration,
     NullsPruned,
@@ -20,6 +21,7 @@ from modelrollout.api.common import (
 )
 
 MAX_GUARDS = 16
+MAX_SAMPLES = 100_000_000
 MAX_SLICE_OVERRIDES = 33
 """Every declared slice (at most 32) and 'default'."""
 BUILTIN_METRICS = (
@@ -51,8 +53,8 @@ class PrometheusSource(SpecModel):
 
     url: str = Field(pattern=URL_PATTERN, max_length=512)
     """Prometheus base URL, e.g. http://prometheus.monitoring:9090."""
-    timeout: Duration = "5s"
-    """Timeout of each query (default 5s)."""
+    timeout: Annotated[Duration, Between("100ms", "60s")] = "5s"
+    """Timeout of each query, from connecting to the last byte of the answer (default 5s)."""
 
 
 class MetricsSource(SpecModel):
@@ -116,11 +118,26 @@ class Thresholds(SpecModel):
         )
 
 
+_MIN_NOT_ABOVE_MAX = Rule(
+    cel="!has(self.min) || !has(self.max) || self.min <= self.max",
+    message="min cannot exceed max: no value could pass",
+    check=lambda t: t.min is None or t.max is None or t.min <= t.max,
+    field_path=".min",
+)
+
+
 class SliceOverride(Thresholds):
     """Per-slice thresholds that replace the guard's for one slice."""
 
-    min_samples: int | None = Field(default=None, ge=1)
+    model_config = ConfigDict(json_schema_extra=rules_schema(_MIN_NOT_ABOVE_MAX))
+
+    min_samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     """Minimum samples per version in this slice (default: the guard's or analysis.minSamples)."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> SliceOverride:
+        enforce(self, _MIN_NOT_ABOVE_MAX)
+        return self
 
 
 _RELATIVE_FIELDS = ("maxRatioToStable", "maxDeltaToStable", "minRatioToStable", "minDeltaToStable")
@@ -176,6 +193,7 @@ _GUARD_RULES = (
     _DISTRIBUTION_BOUNDS,
     _IMMEDIATE_OR_FOR,
     _PAUSE_TRAFFIC_ON_PAUSE,
+    _MIN_NOT_ABOVE_MAX,
 )
 
 
@@ -197,7 +215,7 @@ class Guard(Thresholds):
     failure_limit: int = Field(default=2, ge=1, le=100)
     """Failing evaluations in one stage (shadow, or one canary step) before the guard acts, when not immediate;
     passes and inconclusive evaluations in between do not reset the count (default 2)."""
-    failing_for: Duration | None = Field(default=None, alias="for")
+    failing_for: Annotated[Duration, Between("0s", "168h")] | None = Field(default=None, alias="for")
     """Act only once the guard has failed without a break for this long, e.g. 5m (and failureLimit times)."""
     action: GuardAction = "rollback"
     """rollback: every slice back on stable at once; pause: stop, page, and wait for resume or abort (default rollback)."""
@@ -205,7 +223,7 @@ class Guard(Thresholds):
     """With action pause: halt (candidate weight 0, still mirrored and judged in shadow if the spec has one) or hold (weights unchanged) (default halt)."""
     phases: list[AnalysisPhase] = Field(default_factory=_all_phases, min_length=1, max_length=2)
     """Phases in which the guard is judged (default shadow and canary)."""
-    min_samples: int | None = Field(default=None, ge=1)
+    min_samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     """Minimum samples per version and slice for this guard (default analysis.minSamples)."""
     slices: Annotated[dict[str, SliceOverride], NullsPruned] = Field(
         default_factory=dict, max_length=MAX_SLICE_OVERRIDES
@@ -245,21 +263,21 @@ class Analysis(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=rules_schema(_GUARDS_UNIQUE))
 
-    interval: Duration = "30s"
+    interval: Annotated[Duration, Between("1s", "1h")] = "30s"
     """How often every slice is judged (default 30s)."""
-    window: Duration | None = None
+    window: Annotated[Duration, Between("1s", "24h")] | None = None
     """Range of each query, e.g. 1m (default: twice the interval, at least 10s)."""
     prometheus: PrometheusSource
     """Prometheus to query."""
     metrics: MetricsSource = Field(default_factory=MetricsSource)
     """Query template profile."""
-    min_samples: int = Field(default=200, ge=1)
+    min_samples: int = Field(default=200, ge=1, le=MAX_SAMPLES)
     """Requests per slice and version needed in the window; fewer is Inconclusive (default 200)."""
     on_inconclusive: Literal["hold", "fail"] = "hold"
     """hold: wait for data; fail: roll back after maxInconclusive inconclusive evaluations (default hold)."""
-    max_inconclusive: int = Field(default=10, ge=1)
+    max_inconclusive: int = Field(default=10, ge=1, le=10_000)
     """Evaluations with an inconclusive slice tolerated in one stage when onInconclusive is fail (default 10)."""
-    missing_data_deadline: Duration = "15m"
+    missing_data_deadline: Annotated[Duration, Between("1s", "168h")] = "15m"
     """How long one stage (shadow, or one canary step) may go without an evaluation in which every slice is
     conclusive (Pass or Fail) before onMissingData happens; counted from the stage's start or its last
     conclusive evaluation, whichever is later (default 15m)."""

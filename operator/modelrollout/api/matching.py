@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re2  # type: ignore[import-untyped]
 from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.common import Rule, SpecModel, enforce, rules_schema
@@ -17,6 +18,29 @@ _ONE_MATCH = Rule(
 )
 
 
+# `matches` compiles its argument: an invalid pattern makes both sides an error, which fails the rule. The API
+# server compiles with Go's regexp (RE2 syntax); the models with RE2 itself, the library Envoy uses.
+_VALID_RE2 = Rule(
+    cel="''.matches(self) || !''.matches(self)",
+    message="must be a valid RE2 regular expression (Istio's proxies match headers with RE2)",
+    check=lambda regex: re2_error(regex) is None,
+)
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the refusal is reported where the field is named, not on stderr
+
+
+def re2_error(regex: str) -> str | None:
+    """Why RE2 refuses `regex`, or None when it compiles."""
+    try:
+        re2.compile(regex, _RE2_OPTIONS)
+    except re2.error as error:
+        detail = error.args[0] if error.args else error
+        return detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+    return None
+
+
 class StringMatch(SpecModel):
     """A header value match: exactly one of exact, prefix or regex."""
 
@@ -26,8 +50,13 @@ class StringMatch(SpecModel):
     """Matches the whole value."""
     prefix: str | None = Field(default=None, max_length=256)
     """Matches a value starting with this."""
-    regex: str | None = Field(default=None, min_length=1, max_length=256)
-    """Matches an RE2 regular expression."""
+    regex: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        json_schema_extra=dict(rules_schema(_VALID_RE2)),
+    )
+    """Matches an RE2 regular expression (the engine of Istio's proxies; Perl lookarounds and backreferences are not RE2)."""
 
     @model_validator(mode="after")
     def _rules(self) -> StringMatch:

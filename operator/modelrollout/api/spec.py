@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modelrollout.api.common import (
     URL_PATTERN,
+    Between,
     DnsLabel,
     Duration,
     NullsPruned,
@@ -19,7 +20,7 @@ from modelrollout.api.common import (
     unique,
 )
 from modelrollout.api.guards import Analysis
-from modelrollout.api.matching import HEADER_NAME_MESSAGE, HEADER_PATTERN, StringMatch
+from modelrollout.api.matching import HEADER_NAME_MESSAGE, HEADER_PATTERN, StringMatch, re2_error
 from modelrollout.api.strategy import MAX_STEPS as MAX_STEPS
 from modelrollout.api.strategy import CanaryStep as CanaryStep
 from modelrollout.api.strategy import CanaryStrategy as CanaryStrategy
@@ -95,11 +96,11 @@ class Readiness(SpecModel):
     """HTTP path that answers 200 only once the model is loaded and warmed up (default /ready)."""
     port: int = Field(default=8080, ge=1, le=65535)
     """Container port serving the model (default 8080)."""
-    load_timeout: Duration = "10m"
+    load_timeout: Annotated[Duration, Between("1s", "24h")] = "10m"
     """Budget for loading the model before the pod is restarted: the startupProbe's window (default 10m)."""
-    min_ready_replicas: int = Field(default=1, ge=1)
+    min_ready_replicas: int = Field(default=1, ge=1, le=1000)
     """Model-ready candidate replicas required before any traffic moves to the candidate (default 1)."""
-    probe_period: Duration = "5s"
+    probe_period: Annotated[Duration, Between("1s", "5m")] = "5s"
     """How often the readiness and startup probes run (default 5s)."""
 
 
@@ -146,6 +147,13 @@ class Slice(SpecModel):
     @model_validator(mode="after")
     def _rules(self) -> Slice:
         enforce(self, _NOT_DEFAULT)
+        for header, value in self.match.headers.items():
+            error = value.regex and re2_error(value.regex)
+            if error:
+                raise ValueError(
+                    f"match.headers.{header}.regex: slice {self.name}: {value.regex!r} is not valid RE2 "
+                    f"({error}); Istio's proxies match headers with RE2, so no route could be written"
+                )
         return self
 
 
@@ -155,8 +163,8 @@ class Webhook(SpecModel):
 
     url: str = Field(pattern=URL_PATTERN, max_length=1024)
     """Endpoint URL."""
-    timeout: Duration = "10s"
-    """Request timeout (default 10s)."""
+    timeout: Annotated[Duration, Between("100ms", "60s")] = "10s"
+    """Timeout of the whole request, from connecting to the last byte of the answer (default 10s)."""
 
 
 class Notification(SpecModel):
@@ -169,9 +177,9 @@ class Notification(SpecModel):
 class Rollback(SpecModel):
     """What happens around a rollback."""
 
-    scale_down_delay: Duration = "10m"
+    scale_down_delay: Annotated[Duration, Between("0s", "168h")] = "10m"
     """How long a rolled-back candidate stays up for inspection (default 10m)."""
-    keep_previous_warm: Duration = "15m"
+    keep_previous_warm: Annotated[Duration, Between("0s", "168h")] = "15m"
     """How long the previous stable version stays up after a promotion, for a fast undo (default 15m)."""
     rollback_safety: Literal["block", "warn"] = "block"
     """When stable cannot serve requests shaped for the candidate: block the rollout, or warn (default block)."""

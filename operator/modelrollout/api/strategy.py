@@ -8,11 +8,11 @@ testers reach the candidate in any phase of either.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelrollout.api.common import Duration, Rule, SpecModel, enforce, rules_schema
+from modelrollout.api.common import Between, Duration, Rule, SpecModel, enforce, rules_schema
 from modelrollout.api.experiment import ExperimentStrategy
 from modelrollout.api.matching import HeaderRoute
 
@@ -24,7 +24,7 @@ class ShadowStrategy(SpecModel):
 
     mirror_percent: float = Field(default=100.0, gt=0, le=100)
     """Share of every slice's requests mirrored to the candidate, in percent (default 100)."""
-    duration: Duration
+    duration: Annotated[Duration, Between("0s", "168h")]
     """How long the candidate must pass on mirrored traffic before users see it (canary or blue-green)."""
 
 
@@ -33,7 +33,7 @@ class CanaryStep(SpecModel):
 
     weight: int = Field(ge=1, le=100)
     """Candidate share of every slice, in percent."""
-    pause: Duration = "1m"
+    pause: Annotated[Duration, Between("0s", "168h")] = "1m"
     """How long every slice must keep passing at this weight before the next step (default 1m)."""
 
 
@@ -62,7 +62,7 @@ class CanaryStrategy(SpecModel):
 class Preview(HeaderRoute):
     """Before the switch, requests with this header reach the candidate; they are left out of analysis."""
 
-    duration: Duration = "0s"
+    duration: Annotated[Duration, Between("0s", "168h")] = "0s"
     """How long the preview lasts at least, once every candidate replica is model-ready (default 0s)."""
 
 
@@ -71,7 +71,7 @@ class BlueGreenStrategy(SpecModel):
 
     preview: Preview | None = None
     """Preview route before the switch (omit for none)."""
-    bake: Duration = "5m"
+    bake: Annotated[Duration, Between("0s", "168h")] = "5m"
     """How long every slice must pass after the switch, with stable still fully scaled, before the candidate
     becomes stable (default 5m). Relative guards compare with stable's window just before the switch."""
 

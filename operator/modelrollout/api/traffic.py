@@ -27,7 +27,9 @@ class IstioTraffic(SpecModel):
     """Host clients call (the VirtualService's hosts entry), e.g. recommender.ml.svc.cluster.local."""
     virtual_service: DnsLabel
     """Name of the VirtualService: created and owned when absent; otherwise only modelrollout-* routes are managed."""
-    gateways: list[str] = Field(default_factory=list, max_length=16)
+    gateways: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
     """Gateways the VirtualService binds to (empty: the mesh)."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Destination port on the per-version Services (default: readiness.port)."""

@@ -29,7 +29,7 @@ from modelrollout.api.matching import StringMatch
 from modelrollout.api.spec import ModelRolloutSpec
 from modelrollout.api.validation import lint_spec
 from modelrollout.cli.lint_experiment import experiment_issues
-from modelrollout.identity import GROUP, KIND, VERSION
+from modelrollout.identity import GROUP, KIND, MAX_NAME, NAME_TOO_LONG, VERSION
 from modelrollout.serving.metrics import SCORE_BUCKETS
 from modelrollout.workloads.render import fingerprint
 
@@ -351,6 +351,8 @@ def lint_document(document: dict[str, Any], file: str, index: int) -> list[Findi
         found.append(finding("error", "apiVersion", f"{api_version} is not served; use {GROUP}/{VERSION}"))
     if not isinstance(meta, dict) or not (meta.get("name") or meta.get("generateName")):
         found.append(finding("error", "metadata.name", "required"))
+    elif name is not None and len(name) > MAX_NAME:
+        found.append(finding("error", "metadata.name", NAME_TOO_LONG))
     spec = document.get("spec")
     if not isinstance(spec, dict):
         found.append(finding("error", "spec", "required: an object"))

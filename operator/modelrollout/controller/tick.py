@@ -27,6 +27,7 @@ from modelrollout.controller.record import announce, record_refusal, write_statu
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import KubeError
+from modelrollout.identity import MAX_NAME, NAME_TOO_LONG
 from modelrollout.plan import plan
 from modelrollout.plan.conditions import applying, reconciled
 
@@ -91,6 +92,9 @@ class Reconciler:
             return TickReport(next_in=IDLE_INTERVAL)
         ref = RolloutRef.from_object(body)
         raw_status = body.get("status") or {}
+        if len(ref.name) > MAX_NAME:  # admitted before the CRD said so: every label write would fail
+            await record_refusal(rt, ref, raw_status, NAME_TOO_LONG)
+            return TickReport(next_in=IDLE_INTERVAL)
         try:
             spec = ModelRolloutSpec.model_validate(body.get("spec") or {})
         except ValidationError as error:

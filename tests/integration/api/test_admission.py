@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,9 @@ async def test_admission_refuses_the_case_and_names_the_field(kube: NamespacedAp
     assert answer.body.get("reason") == "Invalid"
     assert case.path in answer.fields, f"{case.path} not among {answer.fields}: {answer.message}"
     if case.rule is not None:
-        assert f"{case.path}: Invalid value: {case.rule}" in answer.message, answer.message
+        # A rule on an object omits the value; a rule on a string quotes it ("0s") before the message.
+        said = re.escape(case.path) + r': Invalid value: ("[^"]*": )?' + re.escape(case.rule)
+        assert re.search(said, answer.message), answer.message
 
 
 @pytest.mark.parametrize("name", list(EDGES))

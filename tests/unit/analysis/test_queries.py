@@ -137,7 +137,7 @@ def test_guards_run_only_in_their_phases() -> None:
 
 @pytest.mark.parametrize(
     ("window", "interval", "expected"),
-    [(None, "30s", 60.0), (None, "2s", 10.0), ("1m30s", "30s", 90.0), ("500ms", "1s", 0.5)],
+    [(None, "30s", 60.0), (None, "2s", 10.0), ("1m30s", "30s", 90.0), ("1.5s", "1s", 1.5)],
 )
 def test_window(window: str | None, interval: str, expected: float) -> None:
     spec = make_spec([{"name": "g", "metric": "errorRate", "max": 0.1}], window=window, interval=interval)

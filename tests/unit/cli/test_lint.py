@@ -284,3 +284,21 @@ def test_triggers_that_cannot_work_as_written_are_warned(
     spec["rollback"] = {"notify": [{"webhook": {"url": "https://hooks.example.com/oncall"}}]}
     code, out, _ = run(write(tmp_path, manifest(spec)), capsys=capsys)
     assert (code, out) == (0, [])
+
+
+def test_a_name_longer_than_a_label_value_is_an_error() -> None:
+    found, _ = lint_text(yaml.safe_dump(manifest(good_spec(), name="r" * 64)), "f.yaml")
+    assert [(f.severity, f.path) for f in found] == [("error", "metadata.name")]
+    assert "at most 63 characters" in found[0].message
+    assert lint_text(yaml.safe_dump(manifest(good_spec(), name="r" * 63)), "f.yaml")[0] == []
+
+
+def test_a_header_regex_re2_refuses_is_an_error_naming_the_slice() -> None:
+    spec = good_spec()
+    spec["slices"][0]["match"]["headers"]["x-platform"] = {"regex": "ios(?!-beta)"}
+    found, _ = lint_text(yaml.safe_dump(manifest(spec)), "f.yaml")
+    assert [(f.severity, f.path) for f in found] == [
+        ("error", "spec.slices[0].match.headers.x-platform.regex")
+    ]
+    assert "slice ios" in found[0].message
+    assert "not valid RE2" in found[0].message

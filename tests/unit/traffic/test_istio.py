@@ -24,8 +24,8 @@ from tests.support.traffic_specs import NAMESPACE, ROLLOUT, make_spec
 
 STABLE = "v1"
 CANDIDATE = "v2"
-STABLE_HOST = f"recommender-v1.{NAMESPACE}.svc.cluster.local"
-CANDIDATE_HOST = f"recommender-v2.{NAMESPACE}.svc.cluster.local"
+STABLE_HOST = service_host("recommender", "v1", NAMESPACE)
+CANDIDATE_HOST = service_host("recommender", "v2", NAMESPACE)
 
 
 def render(

@@ -112,8 +112,15 @@ def env_of(item: dict[str, Any]) -> dict[str, str]:
 
 
 # Names ------------------------------------------------------------------------------------------------------
-def test_workload_name_is_readable_when_possible() -> None:
-    assert workload_name("recommender", "v42") == "recommender-v42"
+def test_workload_name_is_readable_and_hashed() -> None:
+    name = workload_name("recommender", "v42")
+    assert name.startswith("recommender-v42-")
+    assert DNS_1035.fullmatch(name)
+
+
+def test_workload_names_of_different_rollouts_never_collide() -> None:
+    # Both would be "a-b-c" without the hash: two rollouts in one namespace would share a Deployment.
+    assert workload_name("a-b", "c") != workload_name("a", "b-c")
 
 
 def test_workload_name_maps_dots_without_collisions() -> None:
@@ -121,7 +128,7 @@ def test_workload_name_maps_dots_without_collisions() -> None:
     dashed = workload_name("recommender", "1-2-3")
     assert DNS_1035.fullmatch(dotted)
     assert dotted.startswith("recommender-1-2-3-")
-    assert dashed == "recommender-1-2-3"
+    assert dashed.startswith("recommender-1-2-3-")
     assert dotted != dashed
 
 
@@ -252,7 +259,7 @@ def test_probes_watch_the_model_and_budget_the_load_timeout() -> None:
         ("10m", "5s", 5, 120),
         ("45s", "10s", 10, 5),  # rounded up: a probe never gives up before loadTimeout
         ("1m", "1.5s", 2, 30),  # periodSeconds is whole: the threshold follows the rounded period
-        ("2s", "500ms", 1, 2),
+        ("2s", "1.5s", 2, 1),
         ("1s", "10s", 10, 1),
     ],
 )
