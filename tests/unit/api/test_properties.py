@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 
 from modelrollout.api.spec import ModelRolloutSpec
@@ -11,6 +12,8 @@ from modelrollout.api.validation import lint_spec
 from tests.support.strategies import specs
 
 
+# CPU-bound (about 10 s of CPU for 300 examples): on the shared machine under load it needs more wall clock.
+@pytest.mark.timeout(300)
 @settings(max_examples=300, deadline=None)
 @given(specs())
 def test_generated_specs_are_valid_and_round_trip(raw: dict[str, Any]) -> None:
