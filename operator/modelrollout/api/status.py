@@ -58,6 +58,11 @@ FAILED: frozenset[str] = frozenset({"RolledBack", "Blocked", "Failed"})
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 HISTORY_LIMIT = 20
+HISTORY_MAX_BYTES = 256 * 1024
+"""History as JSON stays under this: with 33 slices x 16 guards of evidence per entry, 20 entries would pass
+etcd's 1.5 MiB object limit, and then every status write fails."""
+EVIDENCE_LIMIT = 32
+"""Guard verdicts kept per history entry (failing ones first); the full set is in `slices` for the latest."""
 
 
 class Samples(Model):
@@ -217,7 +222,7 @@ class Decision(Model):
     weight: int | None = None
     """Canary weight at the time."""
     evidence: list[GuardVerdict] = Field(default_factory=list)
-    """Guard verdicts behind the decision (failing ones for a rollback)."""
+    """Guard verdicts behind the decision (failing ones for a rollback), at most 32."""
 
 
 class Acknowledged(Model):

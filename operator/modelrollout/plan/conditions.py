@@ -28,6 +28,7 @@ from modelrollout.api.status import (
     ModelRolloutStatus,
 )
 from modelrollout.plan.observations import Observations
+from modelrollout.plan.safety import SafetyResult
 
 AWAITING_PROMOTION = "AwaitingPromotion"
 
@@ -70,7 +71,7 @@ def update_conditions(
     status: ModelRolloutStatus,
     spec: ModelRolloutSpec,
     observations: Observations,
-    safety_reasons: list[str] | None,
+    safety: SafetyResult | None,
 ) -> None:
     """The conditions the planner derives from the new status and this tick's observations."""
 
@@ -94,13 +95,8 @@ def update_conditions(
         "InvalidTemplate" if invalid else "Valid",
         status.message if invalid else "",
     )
-    if safety_reasons is not None:
-        if safety_reasons:
-            verdict = "blocked" if spec.rollback.rollback_safety == "block" else "warning only"
-            put("RollbackSafe", "False", "SchemaIncompatible", f"({verdict}) " + "; ".join(safety_reasons))
-        else:
-            compatible = f"{status.stable_version} can serve requests shaped for {status.candidate_version}"
-            put("RollbackSafe", "True", "SchemaCompatible", compatible)
+    if safety is not None:
+        _rollback_safe(put, spec, status, safety)
     if observations.analysis is not None:
         _metrics_available(put, observations.analysis)
     if observations.shadowed_routes:
@@ -120,6 +116,23 @@ def _metrics_available(put: Callable[[str, ConditionStatus, str, str], None], re
         put("MetricsAvailable", "False", "NoData", f"no series for {', '.join(result.no_data)}")
     else:
         put("MetricsAvailable", "True", "QueriesAnswered", "")
+
+
+def _rollback_safe(
+    put: Callable[[str, ConditionStatus, str, str], None],
+    spec: ModelRolloutSpec,
+    status: ModelRolloutStatus,
+    safety: SafetyResult,
+) -> None:
+    """True only when both schemas were compared; without one nothing was checked, and the condition says so."""
+    if not safety.checked:
+        put("RollbackSafe", "Unknown", "SchemaNotDeclared", "; ".join(safety.reasons))
+    elif not safety.safe:
+        verdict = "blocked" if spec.rollback.rollback_safety == "block" else "warning only"
+        put("RollbackSafe", "False", "SchemaIncompatible", f"({verdict}) " + "; ".join(safety.reasons))
+    else:
+        compatible = f"{status.stable_version} can serve requests shaped for {status.candidate_version}"
+        put("RollbackSafe", "True", "SchemaCompatible", compatible)
 
 
 def _true(value: bool) -> ConditionStatus:

@@ -87,7 +87,7 @@ def plan(spec: ModelRolloutSpec, status: ModelRolloutStatus, observations: Obser
         handler(t)
     desired_workloads(t)
     desired_routes(t)
-    update_conditions(t.status, spec, observations, t.safety_reasons)
+    update_conditions(t.status, spec, observations, t.safety)
     return Plan(status=t.status, actions=t.actions)
 
 

@@ -23,7 +23,7 @@ def _blocked_by_safety(t: Tick) -> bool:
     if s.stable is None:
         return False
     safety = check_rollback_safety(s.stable.serving_schema, spec.model.serving_schema)
-    t.safety_reasons = safety.reasons if not safety.safe else []
+    t.safety = safety
     if safety.safe or spec.rollback.rollback_safety != "block":
         return False
     _block(

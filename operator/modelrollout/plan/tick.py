@@ -7,10 +7,43 @@ from datetime import datetime
 from typing import Literal
 
 from modelrollout.api.spec import ModelRolloutSpec
-from modelrollout.api.status import FAILED, HISTORY_LIMIT, Decision, GuardVerdict, ModelRolloutStatus, Phase
+from modelrollout.api.status import (
+    EVIDENCE_LIMIT,
+    FAILED,
+    HISTORY_LIMIT,
+    HISTORY_MAX_BYTES,
+    Decision,
+    GuardVerdict,
+    ModelRolloutStatus,
+    Phase,
+)
 from modelrollout.plan.actions import Action, Event, Notify
 from modelrollout.plan.capacity import capped
 from modelrollout.plan.observations import Observations
+from modelrollout.plan.safety import SafetyResult
+
+_SEVERITY = {"Fail": 0, "Inconclusive": 1, "Pass": 2}
+
+
+def _trimmed(decision: Decision) -> Decision:
+    """At most EVIDENCE_LIMIT verdicts, failing ones first."""
+    if len(decision.evidence) <= EVIDENCE_LIMIT:
+        return decision
+    worst = sorted(decision.evidence, key=lambda verdict: _SEVERITY[verdict.verdict])
+    return decision.model_copy(update={"evidence": worst[:EVIDENCE_LIMIT]})
+
+
+def bounded_history(history: list[Decision]) -> list[Decision]:
+    """The newest entries that fit HISTORY_LIMIT entries and HISTORY_MAX_BYTES of JSON (the newest always),
+    each with at most EVIDENCE_LIMIT verdicts."""
+    kept: list[Decision] = []
+    size = 0
+    for decision in map(_trimmed, reversed(history[-HISTORY_LIMIT:])):
+        size += len(decision.model_dump_json(by_alias=True, exclude_none=True)) + 1
+        if kept and size > HISTORY_MAX_BYTES:
+            break
+        kept.append(decision)
+    return kept[::-1]
 
 
 @dataclass
@@ -21,8 +54,8 @@ class Tick:
     status: ModelRolloutStatus
     obs: Observations
     actions: list[Action] = field(default_factory=list)
-    safety_reasons: list[str] | None = None
-    """Why rolling back would be unsafe ([] when checked and safe; None when not checked this tick)."""
+    safety: SafetyResult | None = None
+    """Whether rolling back would be safe, as checked this tick (None when not checked this tick)."""
 
     @property
     def now(self) -> datetime:
@@ -55,7 +88,7 @@ class Tick:
             weight=s.canary_weight,
             evidence=evidence or [],
         )
-        s.history = [*s.history, decision][-HISTORY_LIMIT:]
+        s.history = bounded_history([*s.history, decision])
         kind: Literal["Normal", "Warning"] = "Warning" if phase in FAILED else "Normal"
         self.actions.append(Event(type=kind, reason=reason, message=message))
         self.actions.append(Notify(reason=reason, message=message, evidence=evidence or []))

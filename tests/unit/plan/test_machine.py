@@ -458,3 +458,24 @@ def test_retry_is_ignored_when_nothing_failed() -> None:
     actions = world.tick()
     assert world.status.phase == "Shadow"
     assert any(isinstance(a, Event) and a.reason == "RetryIgnored" for a in actions)
+
+
+def test_rollback_safety_is_unknown_when_no_schema_is_declared() -> None:
+    world = World(make_spec())
+    world.bootstrap()
+    world.set_version("v2")
+    world.tick()
+    assert condition(world, "RollbackSafe") == ("Unknown", "SchemaNotDeclared")
+    safe = next(c for c in world.status.conditions if c.type == "RollbackSafe")
+    assert "could not be checked" in safe.message
+
+
+def test_rollback_safety_is_true_only_when_both_schemas_were_compared() -> None:
+    schema = {"version": 1, "features": [{"name": "user_id", "type": "string"}]}
+    world = World(
+        make_spec(model={"name": "recommender", "version": "v1", "uri": "s3://x/v1", "schema": schema})
+    )
+    world.bootstrap()
+    world.set_version("v2", schema=schema)
+    world.tick()
+    assert condition(world, "RollbackSafe") == ("True", "SchemaCompatible")
