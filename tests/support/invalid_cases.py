@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from modelrollout.api.spec import FULL_STEP_WITH_RELATIVE_GUARD
+
 DELETE: Final = object()  # a change that removes the field instead of setting it
 
 VALID: Final[dict[str, Any]] = {
@@ -630,6 +632,22 @@ CASES: Final[list[Invalid]] = [
         edited(("traffic.istio.gateways", ["g" * 254])),
         "spec.traffic.istio.gateways[0]",
     ),
+    Invalid(
+        "full-step-with-relative-guard",
+        edited(("strategy.canary.steps[1].weight", 100)),
+        "spec.strategy.canary.steps",
+        FULL_STEP_WITH_RELATIVE_GUARD,
+    ),
+    Invalid(
+        "full-step-with-relative-override",
+        edited(
+            ("strategy.canary.steps[1].weight", 100),
+            ("analysis.guards[1]", {"name": "p99", "metric": "latencyP99", "max": 0.5}),
+            ("analysis.guards[0].slices.android", {"maxDeltaToStable": 0.01}),
+        ),
+        "spec.strategy.canary.steps",
+        FULL_STEP_WITH_RELATIVE_GUARD,
+    ),
     # Header regexes Python accepts but RE2 (Envoy's engine, and Go's regexp in admission) refuses
     Invalid(
         "header-regex-lookahead",
@@ -671,6 +689,14 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
     "integers-for-numbers": edited(("analysis.guards[0].max", 1), ("strategy.shadow.mirrorPercent", 100)),
     "empty-exact-value": edited(("slices[0].match.headers.x-platform", {"exact": ""})),
     "override-for-default": edited(("analysis.guards[1].slices", {"default": {"maxRatioToStable": 1.5}})),
+    # A 100% step is fine when every guard judged in canary is absolute, or relative only in shadow.
+    "last-step-full-weight": edited(
+        ("strategy.canary.steps[1].weight", 100),
+        (
+            "analysis.guards[1]",
+            {"name": "p99", "metric": "latencyP99", "maxRatioToStable": 1.2, "phases": ["shadow"]},
+        ),
+    ),
     "compound-durations": edited(
         ("strategy.shadow.duration", "1h30m"),
         ("strategy.canary.steps[0].pause", "90s"),
@@ -681,7 +707,6 @@ EDGES: Final[dict[str, dict[str, Any]]] = {
         ("analysis.guards[1]", {"name": "empty", "metric": "emptyResults", "query": "vector(0)", "max": 0.1}),
     ),
     "sequential-on-errors": edited(("analysis.guards[0].test", "sequential")),
-    "last-step-full-weight": edited(("strategy.canary.steps[1].weight", 100)),
     "no-slices": edited(("slices", []), ("analysis.guards[0].slices", DELETE)),
     "thirty-two-slices": edited(("slices", _slices(32)), ("analysis.guards[0].slices", DELETE)),
     "min-ready-equals-replicas": edited(("readiness.minReadyReplicas", 4)),

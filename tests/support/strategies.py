@@ -148,6 +148,12 @@ def webhook(draw: Draw) -> dict[str, Any]:
     return hook
 
 
+def _relative_in_canary(guard: dict[str, Any]) -> bool:
+    bounds = [guard, *(guard.get("slices") or {}).values()]
+    relative = any("maxRatioToStable" in b or "maxDeltaToStable" in b for b in bounds)
+    return relative and "canary" in guard.get("phases", ["canary"])
+
+
 @st.composite
 def specs(draw: Draw) -> dict[str, Any]:
     """A valid spec, as JSON."""
@@ -191,6 +197,10 @@ def specs(draw: Draw) -> dict[str, Any]:
         "prometheus": {"url": "http://prometheus.monitoring:9090"},
         "guards": draw(guards([s["name"] for s in declared])),
     }
+    if steps[-1]["weight"] == 100 and any(_relative_in_canary(g) for g in analysis["guards"]):
+        steps[-1]["weight"] = 99  # admission refuses it: stable gets no requests to be relative to
+        if len(steps) > 1 and steps[-2]["weight"] == 99:
+            steps.pop()
     optional(analysis, draw, "interval", durations("1s", "1h"))
     optional(analysis, draw, "window", durations("1s", "24h"))
     optional(analysis, draw, "metrics", st.sampled_from([{"profile": "modelrollout"}, {"profile": "istio"}]))

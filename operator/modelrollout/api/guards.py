@@ -140,9 +140,9 @@ class SliceOverride(Thresholds):
         return self
 
 
-_RELATIVE_FIELDS = ("maxRatioToStable", "maxDeltaToStable", "minRatioToStable", "minDeltaToStable")
+RELATIVE_FIELDS = ("maxRatioToStable", "maxDeltaToStable", "minRatioToStable", "minDeltaToStable")
 _THRESHOLD_SET = Rule(
-    cel=" || ".join(f"has(self.{name})" for name in ("max", "min", *_RELATIVE_FIELDS)),
+    cel=" || ".join(f"has(self.{name})" for name in ("max", "min", *RELATIVE_FIELDS)),
     message=(
         "a guard needs at least one threshold: max, min, maxRatioToStable, maxDeltaToStable, "
         "minRatioToStable or minDeltaToStable"
@@ -158,7 +158,7 @@ _KNOWN_METRIC = Rule(
 _DISTRIBUTION_BOUNDS = Rule(
     cel=(
         f"!(self.metric in {list(COMPARATIVE_METRICS)}) || ("
-        + " && ".join(f"!has(self.{name})" for name in _RELATIVE_FIELDS)
+        + " && ".join(f"!has(self.{name})" for name in RELATIVE_FIELDS)
         + ")"
     ),
     message="predictionPSI and predictionKS already compare the candidate with stable: bound them with max or min",

@@ -19,7 +19,7 @@ from modelrollout.api.common import (
     rules_schema,
     unique,
 )
-from modelrollout.api.guards import Analysis
+from modelrollout.api.guards import RELATIVE_FIELDS, Analysis
 from modelrollout.api.matching import HEADER_NAME_MESSAGE, HEADER_PATTERN, StringMatch, re2_error
 from modelrollout.api.strategy import MAX_STEPS as MAX_STEPS
 from modelrollout.api.strategy import CanaryStep as CanaryStep
@@ -228,6 +228,33 @@ _MIN_READY_FITS = Rule(
     field_path=".readiness.minReadyReplicas",
 )
 
+FULL_STEP_WITH_RELATIVE_GUARD = (
+    "a canary step of weight 100 leaves stable without requests, so a guard bound relative to stable "
+    "(maxRatioToStable, maxDeltaToStable, minRatioToStable, minDeltaToStable) is never judged there and the step holds forever: end the steps "
+    "below 100 (promotion moves the rest) or bound those guards with max or min"
+)
+_RELATIVE_NEEDS_STABLE = Rule(
+    cel=(
+        "!has(self.strategy.canary) || !self.strategy.canary.steps.exists(s, s.weight == 100) || "
+        "!self.analysis.guards.exists(g, "
+        "(!has(g.phases) || 'canary' in g.phases) && ("
+        + " || ".join(f"has(g.{name})" for name in RELATIVE_FIELDS)
+        + " || (has(g.slices) && g.slices.exists(k, "
+        + " || ".join(f"has(g.slices[k].{name})" for name in RELATIVE_FIELDS)
+        + "))))"
+    ),
+    message=FULL_STEP_WITH_RELATIVE_GUARD,
+    check=lambda s: (
+        s.strategy.canary is None
+        or not any(step.weight == 100 for step in s.strategy.canary.steps)
+        or not any(
+            "canary" in g.phases and any(t.relative() for t in [g, *g.slices.values()])
+            for g in s.analysis.guards
+        )
+    ),
+    field_path=".strategy.canary.steps",
+)
+
 
 _GATEWAY_API_FITS = Rule(
     cel=(
@@ -287,6 +314,7 @@ class ModelRolloutSpec(SpecModel):
             _GATEWAY_API_FITS,
             _GATEWAY_API_ORDER,
             _HEADER_ROUTES_NEED_ISTIO,
+            _RELATIVE_NEEDS_STABLE,
         )
     )
 
@@ -322,6 +350,7 @@ class ModelRolloutSpec(SpecModel):
             _GATEWAY_API_FITS,
             _GATEWAY_API_ORDER,
             _HEADER_ROUTES_NEED_ISTIO,
+            _RELATIVE_NEEDS_STABLE,
         )
         return self
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from modelrollout.analysis.distributions import psi_noise_floor
+from modelrollout.analysis.queries import LATENCY_QUANTILES, window_seconds
 from modelrollout.api.common import seconds
 from modelrollout.api.guards import COMPARATIVE_METRICS, Guard
 from modelrollout.api.matching import StringMatch
@@ -259,6 +260,32 @@ def _window(spec: ModelRolloutSpec) -> Iterator[Issue]:
         )
 
 
+def _inconclusive_budget(spec: ModelRolloutSpec) -> Iterator[Issue]:
+    """Histogram guards are Inconclusive until a full window has passed in each stage; with onInconclusive
+    fail, fewer evaluations than that roll a healthy candidate back at the start of every step."""
+    analysis = spec.analysis
+    if analysis.on_inconclusive != "fail":
+        return
+    window, interval = window_seconds(spec), seconds(analysis.interval)
+    waits = math.ceil(window / interval)
+    for guard in analysis.guards:
+        histogram = guard.query is None and guard.metric in (
+            *LATENCY_QUANTILES,
+            "predictionPSI",
+            "predictionKS",
+        )
+        if histogram and analysis.max_inconclusive <= waits:
+            yield (
+                "warning",
+                "spec.analysis.maxInconclusive",
+                f"{analysis.max_inconclusive} is not more than the {waits} evaluations guard {guard.name} "
+                f"({guard.metric}) stays Inconclusive while its {window:g}s window fills at the start of each "
+                f"stage (interval {analysis.interval}): with onInconclusive fail every step rolls back; "
+                f"use at least {waits + 1}",
+            )
+            return
+
+
 def _strategy(spec: ModelRolloutSpec) -> Iterator[Issue]:
     interval = seconds(spec.analysis.interval)
     two = f"two analysis intervals (2 x {spec.analysis.interval})"
@@ -320,6 +347,7 @@ def semantic_issues(spec: ModelRolloutSpec) -> list[Issue]:
         _strategy,
         experiment_issues,
         _window,
+        _inconclusive_budget,
         _phases,
         _guards,
         _triggers,

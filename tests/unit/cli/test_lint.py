@@ -302,3 +302,30 @@ def test_a_header_regex_re2_refuses_is_an_error_naming_the_slice() -> None:
     ]
     assert "slice ios" in found[0].message
     assert "not valid RE2" in found[0].message
+
+
+def test_a_full_step_with_a_guard_relative_to_stable_is_an_error_saying_why() -> None:
+    spec = good_spec()
+    spec["strategy"]["canary"]["steps"][-1]["weight"] = 100
+    spec["analysis"]["guards"].append({"name": "p99", "metric": "latencyP99", "maxRatioToStable": 1.2})
+    found, _ = lint_text(yaml.safe_dump(manifest(spec)), "f.yaml")
+    assert [(f.severity, f.path) for f in found] == [("error", "spec.strategy.canary.steps")]
+    assert "leaves stable without requests" in found[0].message
+
+
+def test_max_inconclusive_below_a_histogram_window_is_a_warning() -> None:
+    spec = good_spec()
+    spec["analysis"].update(interval="1s", window="6s", onInconclusive="fail", maxInconclusive=3)
+    spec["analysis"]["guards"].append({"name": "p99", "metric": "latencyP99", "max": 0.5})
+
+    def budget() -> list[str]:
+        found, _ = lint_text(yaml.safe_dump(manifest(spec)), "f.yaml")
+        return [f"{f.severity} {f.message}" for f in found if f.path == "spec.analysis.maxInconclusive"]
+
+    (said,) = budget()
+    assert said.startswith("warning 3 is not more than the 6 evaluations guard p99")
+    assert "use at least 7" in said
+    spec["analysis"]["maxInconclusive"] = 7
+    assert budget() == []
+    spec["analysis"].update(maxInconclusive=3, onInconclusive="hold")
+    assert budget() == []
