@@ -252,6 +252,14 @@ class FakeKube:
         self.writes[kind.lower()] += 1
         self._done("apply", kind.lower())
 
+    async def workload_owners(self, kind: str, namespace: str, name: str) -> list[str] | None:
+        await self._enter("get", kind.lower(), namespace, name, f"read {kind} {namespace}/{name}")
+        store = self.deployments if kind == "Deployment" else self.services
+        found = store.get((namespace, name))
+        if found is None:
+            return None
+        return [str(owner.get("uid")) for owner in found["metadata"].get("ownerReferences") or []]
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         action = f"scale Deployment {namespace}/{name}"
         await self._enter("patch", "deployment/scale", namespace, name, action)

@@ -12,7 +12,7 @@ from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.controller.reference import RolloutRef
 from modelrollout.controller.runtime import Runtime
 from modelrollout.errors import InvalidRoutes, InvalidTemplate, KubeError, OwnershipRefused
-from modelrollout.identity import HTTP_ROUTE_KIND, TEMPLATE_HASH_ANNOTATION
+from modelrollout.identity import HTTP_ROUTE_KIND, KIND, TEMPLATE_HASH_ANNOTATION
 from modelrollout.kube import KubeApi
 from modelrollout.plan import Action, EnsureWorkload, RemoveWorkload, SetRoutes
 from modelrollout.plan.conditions import routing_of
@@ -162,7 +162,10 @@ async def ensure_workload(
         log.warning(
             "%s: Deployment of %s is missing; recreating it from the current template", ref, action.version
         )
-    await rt.kube.apply(render_service(ref.name, ref.namespace, ref.uid, spec, action.version))
+    service = render_service(ref.name, ref.namespace, ref.uid, spec, action.version)
+    for obj in (service, desired):
+        await _refuse_unless_owned(rt, ref, obj)
+    await rt.kube.apply(service)
     await rt.kube.apply(desired)
 
 
@@ -207,3 +210,15 @@ async def report_drift(
         except KubeError as error:  # the restore matters more than its Event
             log.warning("%s: cannot record the drift Event: %s", ref, error)
     return drifted
+
+
+async def _refuse_unless_owned(rt: Runtime, ref: RolloutRef, obj: dict[str, Any]) -> None:
+    """No confused deputy: a same-named object this rollout did not create is never taken over."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    owners = await rt.kube.workload_owners(kind, ref.namespace, name)
+    if owners is not None and ref.uid not in owners:
+        raise OwnershipRefused(
+            f"{kind} {ref.namespace}/{name}",
+            f"it exists and is not owned by this {KIND} (no ownerReference to uid {ref.uid}); "
+            "the operator changes only objects it created: delete or rename it",
+        )

@@ -261,6 +261,18 @@ class Kube:
         )
         self.writes[kind.lower()] += 1
 
+    async def workload_owners(self, kind: str, namespace: str, name: str) -> list[str] | None:
+        if kind == "Deployment":
+            read = self.apps.read_namespaced_deployment
+        elif kind == "Service":
+            read = self.core.read_namespaced_service
+        else:
+            raise ValueError(f"workload_owners does not handle {kind}")
+        found = await _call(f"read {kind} {namespace}/{name}", read(name, namespace), missing_ok=True)
+        if found is None:
+            return None
+        return [owner.uid for owner in found.metadata.owner_references or []]
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         self.requests["patch deployment/scale"] += 1
         await _call(

@@ -56,6 +56,10 @@ class KubeApi(Protocol):
         """Server-side apply of a Deployment or Service the operator owns."""
         ...
 
+    async def workload_owners(self, kind: str, namespace: str, name: str) -> list[str] | None:
+        """The ownerReference uids of a Deployment or Service; None when there is no such object."""
+        ...
+
     async def scale(self, namespace: str, name: str, replicas: int) -> None: ...
 
     async def delete_workload(self, namespace: str, name: str) -> None:
