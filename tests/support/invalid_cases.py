@@ -479,8 +479,7 @@ CASES: Final[list[Invalid]] = [
     Invalid(
         "features-duplicate",
         edited(("model.schema.features[1].name", "user_id")),
-        "spec.model.schema.features",
-        "feature names must be unique",
+        "spec.model.schema.features[1]",
     ),
     Invalid(
         "extra-features-unknown",
