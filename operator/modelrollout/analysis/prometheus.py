@@ -7,6 +7,7 @@ a tick would pile load on a struggling Prometheus.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from types import TracebackType
@@ -23,7 +24,7 @@ from modelrollout.analysis.results import (
     Sample,
     Unavailable,
 )
-from modelrollout.api.common import seconds
+from modelrollout.api.common import redact_url, seconds
 from modelrollout.api.guards import PrometheusSource
 
 __all__ = [
@@ -47,6 +48,9 @@ _ERROR_TYPES: dict[str, type[PrometheusError]] = {
     "unavailable": Unavailable,
 }
 _BODY_EXCERPT = 200
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A larger answer is refused unread: one operator serves every rollout, and a huge or endless body from a
+Prometheus a tenant names must not exhaust its memory. Ours are at most 33 slices x 2 versions x buckets."""
 
 
 def _excerpt(text: str) -> str:
@@ -132,6 +136,8 @@ class PrometheusClient:
         headers: dict[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.shown = redact_url(self.url)
+        """The URL as errors (and so status, Events and logs) show it: no credentials, no query values."""
         self.timeout = timeout
         self.queries_issued = 0
         """Queries sent since the client was created (for benchmarks and the operator's own metrics)."""
@@ -158,14 +164,33 @@ class PrometheusClient:
         if at is not None:
             form["time"] = f"{at.timestamp():.3f}"
         try:
-            response = await self._client.post("/api/v1/query", data=form)
+            # One deadline for the whole exchange: httpx's timeout is per read, which a slow drip never trips.
+            async with asyncio.timeout(self.timeout):
+                status, body = await self._post(form)
         except httpx.ConnectTimeout as error:
-            raise Unavailable(f"cannot connect to {self.url} within {self.timeout:g}s: {error!r}") from None
-        except httpx.TimeoutException:
-            raise QueryTimeout(f"no answer from {self.url} within {self.timeout:g}s") from None
+            raise Unavailable(
+                f"cannot connect to {self.shown} within {self.timeout:g}s: {self._scrub(error)}"
+            ) from None
+        except (httpx.TimeoutException, TimeoutError):
+            raise QueryTimeout(f"no answer from {self.shown} within {self.timeout:g}s") from None
         except httpx.HTTPError as error:
-            raise Unavailable(f"cannot reach {self.url}: {error!r}") from None
-        return parse_response(response.status_code, response.content)
+            raise Unavailable(f"cannot reach {self.shown}: {self._scrub(error)}") from None
+        return parse_response(status, body)
+
+    async def _post(self, form: dict[str, str]) -> tuple[int, bytes]:
+        async with self._client.stream("POST", "/api/v1/query", data=form) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise Unavailable(
+                        f"{self.shown} answered more than {MAX_RESPONSE_BYTES} bytes; the answer was not read",
+                        status=response.status_code,
+                    )
+            return response.status_code, bytes(body)
+
+    def _scrub(self, error: Exception) -> str:
+        return repr(error).replace(self.url, self.shown)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -181,3 +182,14 @@ def enforce(obj: Any, *rules: Rule) -> None:
         if not rule.check(obj):
             where = f"{rule.field_path.lstrip('.')}: " if rule.field_path else ""
             raise ValueError(f"{where}{rule.message}")
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for logs, Events and status: no userinfo, query values hidden, no fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that does not parse)"
+    host = parts.netloc.rpartition("@")[2]
+    query = "&".join(f"{key}=redacted" for key, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))

@@ -6,13 +6,15 @@ endpoints the rollout's spec names, each with its own timeout.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from modelrollout.api.common import seconds
+from modelrollout.api.common import redact_url, seconds
 from modelrollout.api.spec import Gate, ModelRolloutSpec, Webhook
 from modelrollout.api.status import ModelRolloutStatus
 from modelrollout.controller.reference import RolloutRef
@@ -31,8 +33,30 @@ def _bounded(reason: str) -> str:
     return f"{reason[:REASON_LIMIT]}... ({len(reason) - REASON_LIMIT} more characters)"
 
 
-async def _post(http: httpx.AsyncClient, hook: Webhook, payload: dict[str, Any]) -> httpx.Response:
-    return await http.post(hook.url, json=payload, timeout=seconds(hook.timeout))
+MAX_ANSWER_BYTES = 64 * 1024
+"""A gate's answer is one small JSON object; a larger body is refused unread (one operator, many tenants)."""
+
+
+class AnswerTooLarge(Exception):
+    """The endpoint sent more than MAX_ANSWER_BYTES."""
+
+
+async def _post(http: httpx.AsyncClient, hook: Webhook, payload: dict[str, Any]) -> tuple[int, bytes]:
+    """POSTs `payload`; (status, body) within one deadline for the whole exchange (httpx's timeout is per
+    read, which a slow drip never trips), the body read only up to MAX_ANSWER_BYTES."""
+    async with asyncio.timeout(seconds(hook.timeout)):
+        async with http.stream("POST", hook.url, json=payload, timeout=seconds(hook.timeout)) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise AnswerTooLarge(f"answered more than {MAX_ANSWER_BYTES} bytes")
+            return response.status_code, bytes(body)
+
+
+def _scrub(error: BaseException, hook: Webhook) -> str:
+    """The error without the URL's credentials or query values (it goes to status and logs)."""
+    return f"{type(error).__name__}: {error}".replace(hook.url, redact_url(hook.url))
 
 
 # Gates -------------------------------------------------------------------------------------------------------
@@ -58,15 +82,17 @@ def gate_context(ref: RolloutRef, spec: ModelRolloutSpec, status: ModelRolloutSt
 async def ask_gate(http: httpx.AsyncClient, gate: Gate, context: dict[str, Any]) -> GateResult:
     """Allowed only on an explicit {"allowed": true}; a deny, an error, a timeout or garbage refuses."""
     try:
-        response = await _post(http, gate.webhook, context)
-    except httpx.TimeoutException:
+        status, body = await _post(http, gate.webhook, context)
+    except (httpx.TimeoutException, TimeoutError):
         return GateResult(gate.name, False, f"no answer within {gate.webhook.timeout}")
+    except AnswerTooLarge as error:
+        return GateResult(gate.name, False, str(error))
     except httpx.HTTPError as error:
-        return GateResult(gate.name, False, f"unreachable: {type(error).__name__}: {error}")
-    if response.status_code // 100 != 2:
-        return GateResult(gate.name, False, f"answered HTTP {response.status_code}")
+        return GateResult(gate.name, False, f"unreachable: {_scrub(error, gate.webhook)}")
+    if status // 100 != 2:
+        return GateResult(gate.name, False, f"answered HTTP {status}")
     try:
-        answer = response.json()
+        answer = json.loads(body)
     except ValueError:
         return GateResult(gate.name, False, "answered something that is not JSON")
     if not isinstance(answer, dict):
@@ -100,12 +126,16 @@ async def notify(http: httpx.AsyncClient, spec: ModelRolloutSpec, payload: dict[
     """Sends a decision to every notification webhook; returns how many failed (they are logged, not retried)."""
     failed = 0
     for target in spec.rollback.notify:
+        hook = target.webhook
         try:
-            response = await _post(http, target.webhook, payload)
-            response.raise_for_status()
-        except httpx.HTTPError as error:
+            status, _ = await _post(http, hook, payload)
+        except (httpx.HTTPError, TimeoutError, AnswerTooLarge) as error:
             failed += 1
-            log.warning("notification to %s failed: %s", target.webhook.url, error)
+            log.warning("notification to %s failed: %s", redact_url(hook.url), _scrub(error, hook))
+            continue
+        if status // 100 != 2:
+            failed += 1
+            log.warning("notification to %s failed: HTTP %d", redact_url(hook.url), status)
     return failed
 
 
