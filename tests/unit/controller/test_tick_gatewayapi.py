@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.identity import CLAIM_ANNOTATION
+from modelrollout.identity import CLAIM_ANNOTATION, workload_name
 from tests.support.controller import NAME, NAMESPACE, Harness
 from tests.support.specs import gateway_api
 
@@ -47,7 +47,10 @@ async def test_a_healthy_rollout_moves_the_http_route_through_shadow_and_both_st
     backends = [r["backendRefs"] for r in h.http_route()["spec"]["rules"]]
     assert (
         backends
-        == [[{"group": "", "kind": "Service", "name": "recommender-v2", "port": 8080, "weight": 100}]] * 3
+        == [
+            [{"group": "", "kind": "Service", "name": workload_name(NAME, "v2"), "port": 8080, "weight": 100}]
+        ]
+        * 3
     )
     assert h.kube.virtual_services == {}
 

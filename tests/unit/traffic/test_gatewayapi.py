@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from modelrollout.errors import InvalidRoutes
+from modelrollout.identity import workload_name
 from modelrollout.traffic import ownership
 from modelrollout.traffic.gatewayapi import (
     desired_http_route,
@@ -22,8 +23,8 @@ from modelrollout.traffic.gatewayapi import (
 )
 from tests.support.traffic_specs import NAMESPACE, PLATFORM_SLICES, ROLLOUT, make_spec
 
-STABLE_SERVICE = "recommender-v1"
-CANDIDATE_SERVICE = "recommender-v2"
+STABLE_SERVICE = workload_name(ROLLOUT, "v1")
+CANDIDATE_SERVICE = workload_name(ROLLOUT, "v2")
 
 
 def render(
