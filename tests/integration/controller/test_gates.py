@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from modelrollout.controller.outbound import REASON_LIMIT
+from modelrollout.controller.outbound import MAX_ANSWER_BYTES, REASON_LIMIT
 
 from .helpers import (
     ENVIRONMENT,
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 NAME = "gated"
 IMAGE_V2 = "ghcr.io/example/model-server:1.1"
 
-CUT = "x" * REASON_LIMIT + f"... ({500_000 - REASON_LIMIT} more characters)"
+CUT = "x" * REASON_LIMIT + f"... ({20_000 - REASON_LIMIT} more characters)"
 REFUSALS: list[tuple[str, Answer, str]] = [
     (
         "deny",
@@ -54,7 +54,13 @@ REFUSALS: list[tuple[str, Answer, str]] = [
     ("not an object", json_answer([True]), "answer is not a JSON object"),
     ("timeout", (200, b'{"allowed": true}', 3.0), "no answer within 1s"),
     # A whole report as the reason: cut, or the status would outgrow what the API server stores.
-    ("a huge reason", json_answer({"allowed": False, "reason": "x" * 500_000}), CUT),
+    ("a long reason", json_answer({"allowed": False, "reason": "x" * 20_000}), CUT),
+    # A body past the cap is not read at all: one operator serves every tenant's gates.
+    (
+        "a huge answer",
+        json_answer({"allowed": True, "reason": "x" * 500_000}),
+        f"answered more than {MAX_ANSWER_BYTES} bytes",
+    ),
 ]
 
 
