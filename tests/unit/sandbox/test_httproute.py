@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from modelrollout.identity import workload_name
 from modelrollout.sandbox.httproute import HTTPRouteTable
 from modelrollout.sandbox.trafficgen import routing_table
 from modelrollout.traffic.gatewayapi import owned_rules
@@ -179,5 +180,5 @@ def test_the_operators_rules_put_every_request_in_its_declared_slice() -> None:
         assert decision.route == f"modelrollout-{slice_name}"
         assert decision.headers == {"x-modelrollout-slice": slice_name}
     android = t.route(requests["android"], random.Random(1))
-    assert android.destination == "recommender-v2"
-    assert t.hosts == {"recommender-v1", "recommender-v2"}
+    assert android.destination == workload_name(ROLLOUT, "v2")
+    assert t.hosts == {workload_name(ROLLOUT, "v1"), workload_name(ROLLOUT, "v2")}

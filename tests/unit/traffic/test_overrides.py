@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from modelrollout.errors import InvalidRoutes
-from modelrollout.identity import SLICE_HEADER
+from modelrollout.identity import SLICE_HEADER, workload_name
 from modelrollout.sandbox.trafficgen import RoutingTable
 from modelrollout.serving.slices import SliceClassifier
 from modelrollout.traffic.istio import observed_overrides, observed_weights, owned_routes, read_routes
 from tests.support.traffic_specs import NAMESPACE, PLATFORM_SLICES, ROLLOUT, make_spec
 
-CANDIDATE_HOST = f"recommender-v2.{NAMESPACE}.svc.cluster.local"
-STABLE_HOST = f"recommender-v1.{NAMESPACE}.svc.cluster.local"
+CANDIDATE_HOST = f"{workload_name(ROLLOUT, 'v2')}.{NAMESPACE}.svc.cluster.local"
+STABLE_HOST = f"{workload_name(ROLLOUT, 'v1')}.{NAMESPACE}.svc.cluster.local"
 STRATEGY: dict[str, Any] = {
     "blueGreen": {"preview": {"header": "x-preview"}},
     "qaOverride": {"header": "x-canary-override", "value": {"exact": "yes"}},
