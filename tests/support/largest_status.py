@@ -34,7 +34,7 @@ def verdict(guard: int, slice_name: str) -> GuardVerdict:
         bound="maxRatioToStable",
         samples=Samples(stable=10**15, canary=10**15),
         reason=f"slice {slice_name}: {REASON}",
-        consecutive_failures=10**6,
+        failures=10**6,
     )
 
 
