@@ -73,18 +73,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["modelrollout.io"]
   resources: ["modelrollouts/finalizers"]
   verbs: ["update"]
-# Per-version Deployments: listed and watched by label (the operator reads them from a watch), server-side applied
-# (patch; create on first apply), deleted.
+# Per-version Deployments: listed and watched by label (the operator reads them from a watch), read by name to
+# check their owner before applying (never take over a same-named object), server-side applied (patch; create
+# on first apply), deleted.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
   verbs: ["patch"]
-# Per-version Services: server-side applied and deleted.
+# Per-version Services: read by name to check their owner before applying, server-side applied and deleted.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create", "patch", "delete"]
+  verbs: ["get", "create", "patch", "delete"]
 # The VirtualService: read, created when missing, merge-patched (guarded by resourceVersion), and the one
 # the operator created deleted when its rollout is (after every slice is back on stable).
 - apiGroups: ["networking.istio.io"]
