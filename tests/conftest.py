@@ -69,6 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
 SERIAL_LANES = ("e2e",)
 """Test folders whose tests run one at a time on one worker: an e2e scenario judges latency, and two of them
 on two cores would slow each other's model servers into a false rollback."""
+SHARED_WORKER_MODULES = ("tests/integration/api/test_no_crash.py",)
+"""Modules whose tests read what an earlier test of the module counted, so they must run in one process."""
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -81,6 +83,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class Lanes(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             lane = nodeid.split("/")[1] if nodeid.startswith("tests/") else ""
+            module = nodeid.split("::")[0]
+            if module in SHARED_WORKER_MODULES:
+                return module
             return lane if lane in SERIAL_LANES else nodeid
 
     return Lanes(config, log)
