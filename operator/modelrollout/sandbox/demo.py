@@ -402,6 +402,7 @@ class DemoRunner:
         if display is not None:
             display.start()
         try:
+            settled_at: float | None = None
             while time.monotonic() < deadline:
                 elapsed = time.monotonic() - began
                 body = await run.kube.get_rollout(run.namespace, run.name) or {}
@@ -424,15 +425,20 @@ class DemoRunner:
                 await self._faults(run, operator, fleet, elapsed, status)
                 if display is not None:
                     display.update(self._view(run, status, elapsed))
+                # The status commits a decision before its route write lands (Reconciled=Unknown meanwhile):
+                # a run ends once that write is done and the traffic generator has had time to read it back.
                 finished = (
                     int(status.get("observedGeneration") or 0) >= generation
                     and status.get("phase") in TERMINAL
+                    and _reconciled_known(status)
                 )
                 pending = [
                     f for f in run.faults if f.fired_at is not None and not f.undone and f.event.duration
                 ]
                 if finished and not pending:
-                    break
+                    settled_at = settled_at if settled_at is not None else time.monotonic() + SETTLE_SECONDS
+                    if time.monotonic() >= settled_at:
+                        break
                 await asyncio.sleep(0.5)
         finally:
             if display is not None:
@@ -619,3 +625,15 @@ def run_demo(
     runner = DemoRunner(scenario, console=console, keep=keep, provider=provider)
     result = asyncio.run(runner.run())
     return 0 if result.ok else 1
+
+
+SETTLE_SECONDS = 2.0
+"""How long a run keeps sampling after its last decision's writes landed: the traffic generator re-reads routes
+about every second, and a test reads from it where traffic went after the final write."""
+
+
+def _reconciled_known(status: dict[str, Any]) -> bool:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Reconciled":
+            return bool(condition.get("status") != "Unknown")
+    return True
