@@ -47,11 +47,7 @@ from modelrollout.identity import (
     DEFAULT_SLICE,
     GATEWAY_API_VERSION,
     HTTP_ROUTE_KIND,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    ROLLOUT_LABEL,
     SLICE_HEADER,
-    owner_reference,
     route_name,
     workload_name,
 )
@@ -61,6 +57,7 @@ from modelrollout.traffic.routes import (
     Route,
     checked_mirror,
     checked_weight,
+    created_object,
     merge_owned,
     mirrors_of,
     normalized,
@@ -162,17 +159,9 @@ def desired_http_route(
     if gateway.hostnames:
         body["hostnames"] = list(gateway.hostnames)
     body["rules"] = copy.deepcopy(rules)
-    return {
-        "apiVersion": GATEWAY_API_VERSION,
-        "kind": HTTP_ROUTE_KIND,
-        "metadata": {
-            "name": gateway.http_route,
-            "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, ROLLOUT_LABEL: name},
-            "ownerReferences": [owner_reference(name, uid)],
-        },
-        "spec": body,
-    }
+    return created_object(
+        GATEWAY_API_VERSION, HTTP_ROUTE_KIND, gateway.http_route, namespace, name, uid, body
+    )
 
 
 # Merging and comparing ------------------------------------------------------------------------------------

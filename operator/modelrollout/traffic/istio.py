@@ -36,16 +36,12 @@ from modelrollout.errors import InvalidRoutes
 from modelrollout.identity import (
     DEFAULT_SLICE,
     ISTIO_API_VERSION,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     PREVIEW_SLICE,
     QA_SLICE,
-    ROLLOUT_LABEL,
     SLICE_HEADER,
     VIRTUAL_SERVICE_KIND,
     arm_route_name,
     override_route_name,
-    owner_reference,
     route_name,
     service_host,
 )
@@ -56,6 +52,7 @@ from modelrollout.traffic.routes import (
     arm_of,
     checked_mirror,
     checked_weight,
+    created_object,
     is_owned,
     merge_owned,
     mirrors_of,
@@ -203,17 +200,9 @@ def desired_virtual_service(
     if istio.gateways:
         body["gateways"] = list(istio.gateways)
     body["http"] = copy.deepcopy(routes)
-    return {
-        "apiVersion": ISTIO_API_VERSION,
-        "kind": VIRTUAL_SERVICE_KIND,
-        "metadata": {
-            "name": istio.virtual_service,
-            "namespace": namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY, ROLLOUT_LABEL: name},
-            "ownerReferences": [owner_reference(name, uid)],
-        },
-        "spec": body,
-    }
+    return created_object(
+        ISTIO_API_VERSION, VIRTUAL_SERVICE_KIND, istio.virtual_service, namespace, name, uid, body
+    )
 
 
 # Merging and comparing ------------------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelrollout.errors import InvalidRoutes
-from modelrollout.identity import ARM_SUFFIX, OVERRIDE_SUFFIX, ROUTE_PREFIX
+from modelrollout.identity import (
+    ARM_SUFFIX,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    OVERRIDE_SUFFIX,
+    ROLLOUT_LABEL,
+    ROUTE_PREFIX,
+    owner_reference,
+)
 
 Route = dict[str, Any]
 
@@ -70,6 +78,30 @@ def checked_mirror(mirror_percent: float | None, has_candidate: bool) -> float |
     if not has_candidate:
         raise InvalidRoutes("cannot mirror without a candidate version")
     return float(mirror_percent)
+
+
+def created_object(
+    api_version: str,
+    kind: str,
+    object_name: str,
+    namespace: str,
+    rollout: str,
+    uid: str,
+    spec: dict[str, Any],
+) -> dict[str, Any]:
+    """A routing object the operator creates because none existed: labelled and owned by its rollout, so it
+    goes with the rollout (either provider)."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": object_name,
+            "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, ROLLOUT_LABEL: rollout},
+            "ownerReferences": [owner_reference(rollout, uid)],
+        },
+        "spec": spec,
+    }
 
 
 def merge_owned(live: list[Route], owned: list[Route]) -> list[Route]:
